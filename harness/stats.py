@@ -52,7 +52,8 @@ def _interval(lo: float, hi: float) -> str:
 
 
 def _method_tag(method: str, n_resamples: int, seed: int) -> str:
-    return f"({ {'bca': 'BCa'}.get(method, method)}, {n_resamples} resamples, seed {seed})"
+    label = "BCa" if method == "bca" else method
+    return f"({label}, {n_resamples} resamples, seed {seed})"
 
 
 # ----------------------------------------------------------------------------- input checks

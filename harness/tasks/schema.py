@@ -146,7 +146,12 @@ def check_task_wide(
 # --- TTS friendliness: used to filter the trivia corpus and by the tests over every mini task. ---
 
 _ALLOWED_CHARS = re.compile(r"^[A-Za-z0-9 ,.'?!;:\-]+$")
-_DOTTED_ABBREV = re.compile(r"\b[A-Za-z]\.(?:[A-Za-z]\.)*|\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|Inc|Co)\.")
+_DOTTED_ABBREV = re.compile(
+    r"\b(?:[A-Za-z]\.\s?){2,}"  # U.S., E.T., A. A.
+    r"|\b[A-Z][a-z]+ [A-Z]\. [A-Z][a-z]"  # John F. Kennedy (but not "so was I. Then")
+    r"|\b[A-Z]\.[A-Z]\b"  # U.S with the last dot lost
+    r"|\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|Inc|Co|No)\."
+)
 _URL = re.compile(r"https?:|www\.|\.(com|org|net)\b", re.I)
 
 

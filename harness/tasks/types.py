@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import string
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -58,8 +59,11 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 def normalize_answer(s: str) -> str:
     """SQuAD-style: lowercase, drop punctuation and articles, collapse whitespace.
 
-    Hyphens become spaces (not deleted) so "sci-tech" and "sci tech" agree.
+    Also folds accents ("Nestlé" = "Nestle") and turns hyphens into spaces so "sci-tech" and
+    "sci tech" agree.
     """
+    s = unicodedata.normalize("NFKD", s)
+    s = "".join(ch for ch in s if not unicodedata.combining(ch))
     s = s.lower().replace("-", " ")
     s = "".join(ch for ch in s if ch not in _PUNCT)
     s = _ARTICLES.sub(" ", s)

@@ -1,0 +1,87 @@
+"""Answers for (system, task, condition), each inferred once and cached in memory and on disk.
+
+Every test draws its evidence from here, so one (system, item, condition) is never inferred twice in a run
+however many claims use it; ``Runner.inferences`` counts real inferences so that is testable.
+Cache key: system fingerprint (model id, revision, dtype, ASR) + prompt version + the item and the
+few-shot examples it is shown with + condition (kind, SNR, seed). Entries are written atomically; an
+unreadable entry is recomputed, never trusted.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from harness import prompts, tts
+from harness.audio import Audio, Condition
+from harness.cache import atomic_write_bytes, cache_dir, stable_key
+from harness.systems.base import Answer, System
+from harness.tasks import Item, Task
+
+BABBLE_POOL = 8  # training-split utterances mixed into babble noise (never the evaluation items)
+
+
+class Runner:
+    def __init__(self, *, disk_cache: bool = True, progress: bool = True):
+        self.disk_cache, self.progress = disk_cache, progress
+        self._memory: dict[str, Answer] = {}
+        self.inferences: Counter[str] = Counter()  # system name → items actually inferred
+
+    # -- audio -------------------------------------------------------------------------------------
+    def clean_audio(self, item: Item) -> Audio:
+        return tts.synthesize(item.text, item.speech, item_id=item.id)
+
+    def audio(self, task: Task, item: Item, condition: Condition) -> Audio:
+        """The item's speech under ``condition``; babble is made of the task's training utterances."""
+        clean = self.clean_audio(item)
+        if condition.kind == "clean":
+            return clean
+        sources = {}
+        if condition.kind == "babble":
+            pool = [it for it in (task.train or task.items) if it.id != item.id][:BABBLE_POOL]
+            sources["babble_sources"] = [self.clean_audio(it) for it in pool]
+        return condition.apply(clean, **sources)
+
+    # -- answers -----------------------------------------------------------------------------------
+    def key(self, system: System, task: Task, item: Item, condition: Condition) -> str:
+        shots = [s.as_dict() for s in prompts.shots(task)]
+        return stable_key("answer", system.fingerprint, prompts.PROMPT_VERSION, task.name, task.kind,
+                          task.instruction, item.as_dict(), shots, condition.key)
+
+    def _load(self, key: str) -> Answer | None:
+        path = cache_dir("answers") / key[:2] / f"{key}.json"
+        if not (self.disk_cache and path.exists()):
+            return None
+        try:
+            return Answer.from_json(json.loads(path.read_text()))
+        except Exception:
+            path.unlink(missing_ok=True)  # corrupt: recompute
+            return None
+
+    def _store(self, key: str, answer: Answer) -> None:
+        if self.disk_cache:
+            path = cache_dir("answers") / key[:2] / f"{key}.json"
+            atomic_write_bytes(path, json.dumps(answer.to_json()).encode())
+
+    def answers(self, system: System, task: Task, items: Sequence[Item],
+                condition: Condition | str = Condition()) -> list[Answer]:
+        condition = Condition.parse(condition)
+        out: list[Answer] = []
+        label = f"{system.name}/{task.name}/{condition}"
+        for item in tqdm(items, desc=label, unit="item", disable=not self.progress or len(items) < 2):
+            key = self.key(system, task, item, condition)
+            answer = self._memory.get(key) or self._load(key)
+            if answer is None:
+                audio = self.audio(task, item, condition) if system.needs_audio else None
+                answer = system.answer(task, item, audio)
+                self.inferences[system.name] += 1
+                self._store(key, answer)
+            self._memory[key] = answer
+            out.append(answer)
+        return out
+
+
+def accuracy(answers: Sequence[Answer]) -> float:
+    return sum(a.correct for a in answers) / len(answers) if answers else float("nan")

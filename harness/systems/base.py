@@ -1,0 +1,54 @@
+"""What every system (cascade, speech-LLM, mutant) returns, and the answering step they share.
+
+Sharing ``answer_from_prefix`` is what makes a pair *matched*: once the prompt is embedded, a cascade and
+its speech-LLM choose answers with identical code (option log-likelihoods; greedy text for open QA).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import torch
+
+from harness.audio import Audio
+from harness.tasks import Item, Task
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One system's answer to one item, with the evidence it was chosen on."""
+
+    item_id: str
+    choice: str                       # the chosen option, or the generated text for open QA
+    correct: bool
+    scores: dict[str, float] = field(default_factory=dict)  # option → summed log-likelihood
+    transcript: str | None = None     # what the cascade's ASR heard (None for speech-LLMs)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Answer":
+        return cls(**data)
+
+
+class System(Protocol):
+    """Anything that answers task items: ``fingerprint`` identifies it in caches and reports."""
+
+    name: str
+    fingerprint: str
+    needs_audio: bool
+
+    def answer(self, task: Task, item: Item, audio: Audio | None) -> Answer: ...
+
+
+def answer_from_prefix(backbone, task: Task, item: Item, prefix_embeds: torch.Tensor,
+                       transcript: str | None = None) -> Answer:
+    """Choose an answer given the embedded prompt (up to the assistant's reply)."""
+    if task.kind == "open_qa":
+        text = backbone.generate(prefix_embeds)
+        return Answer(item.id, text, task.is_correct(item, text), {}, transcript)
+    scores = backbone.score_options(prefix_embeds, item.options)
+    best = max(range(len(scores)), key=lambda k: (scores[k], -k))  # ties → first option, deterministic
+    choice = item.options[best]
+    return Answer(item.id, choice, task.is_correct(item, choice), dict(zip(item.options, scores)), transcript)
