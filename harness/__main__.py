@@ -9,7 +9,7 @@ from harness.audio import Condition
 
 
 def _answer(args: argparse.Namespace) -> int:
-    from harness.asr import load_asr
+    from harness.asr import load_asr, word_error_rate
     from harness.lm import load_backbone
     from harness.runner import Runner, accuracy
     from harness.systems.cascade import Cascade
@@ -28,8 +28,9 @@ def _answer(args: argparse.Namespace) -> int:
     runner = Runner(disk_cache=not args.no_cache, progress=not args.quiet)
     answers = runner.answers(system, task, items, condition)
     acc = accuracy(answers)
+    wer = word_error_rate([i.text for i in items], [a.transcript or "" for a in answers])
     summary = {"summary": True, "system": system.fingerprint, "task": task.name, "condition": str(condition),
-               "n": len(answers), "accuracy": acc, "chance": task.chance,
+               "n": len(answers), "accuracy": acc, "chance": task.chance, "asr_wer": wer,
                "inferred": runner.inferences[system.name]}
     if args.format == "json":
         for item, a in zip(items, answers):
@@ -43,12 +44,13 @@ def _answer(args: argparse.Namespace) -> int:
         heard = heard if len(heard) <= width else heard[: width - 1] + "…"
         print(f"{item.id:<18} {heard:<{width}} {a.choice[:14]:<14} {item.label[:14]:<14} {'✓' if a.correct else '✗'}")
     print(f"\n{system.name} on {task.name} [{condition}]: accuracy {acc:.3f} over {len(answers)} items "
-          f"(chance {task.chance:.3f}); {summary['inferred']} inferred, {len(answers) - summary['inferred']} cached")
+          f"(chance {task.chance:.3f}), ASR WER {wer:.3f}; "
+          f"{summary['inferred']} inferred, {len(answers) - summary['inferred']} cached")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.lm import PACKAGED_ID
+    from harness.lm import OFFLINE_ID
 
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ans.add_argument("--items", type=int, default=None, help="label-balanced subset size (default: all)")
     ans.add_argument("--condition", default="clean", help="clean | white@0 | babble@10 | pink@5#SEED")
     ans.add_argument("--asr", default="tiny.en", help="faster-whisper model name or directory")
-    ans.add_argument("--backbone", default=PACKAGED_ID)
+    ans.add_argument("--backbone", default=OFFLINE_ID)
     ans.add_argument("--revision", default=None)
     ans.add_argument("--device", default="cpu")
     ans.add_argument("--format", choices=["table", "json"], default="table")

@@ -86,3 +86,20 @@ class ASR:
 def load_asr(model: str = PACKAGED, device: str = "cpu", beam_size: int = 1) -> ASR:
     """One ASR instance per (model, device, beam) per process."""
     return ASR(model, device=device, beam_size=beam_size)
+
+
+def normalise_for_wer(text: str) -> str:
+    """Lowercase, drop punctuation (keeping apostrophes inside words), collapse spaces."""
+    import re
+
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"[^\w\s']", " ", text)
+    return " ".join(w.strip("'") for w in text.split())
+
+
+def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus WER (jiwer) after :func:`normalise_for_wer` on both sides."""
+    import jiwer
+
+    return float(jiwer.wer([normalise_for_wer(r) for r in references],
+                           [normalise_for_wer(h) or "<empty>" for h in hypotheses]))

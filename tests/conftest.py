@@ -1,0 +1,18 @@
+"""Shared fixtures for unit tests: an isolated cache directory per test session."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """Point every on-disk cache at an empty folder (the backbone conversion is re-linked, not redone)."""
+    from harness.cache import CACHE_ENV, cache_root
+
+    real = cache_root()
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    backbones = real / "backbones"
+    if backbones.exists():
+        (tmp_path / "cache").mkdir()
+        (tmp_path / "cache" / "backbones").symlink_to(backbones)
+    return tmp_path / "cache"

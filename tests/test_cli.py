@@ -1,0 +1,33 @@
+"""`python -m harness answer`: the table and the JSON lines a user reads."""
+import json
+
+import pytest
+
+from harness.__main__ import main
+
+
+def test_answer_json_has_one_object_per_item_and_a_summary(tmp_cache, capsys):
+    assert main(["answer", "--system", "oracle", "--task", "sentiment", "--items", "4", "--format", "json",
+                 "--quiet"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    items, summary = lines[:-1], lines[-1]
+    assert len(items) == 4 and summary["summary"] and summary["n"] == 4
+    assert summary["accuracy"] == sum(i["correct"] for i in items) / 4
+    assert summary["asr_wer"] == 0.0  # oracle: the transcript is the text
+    assert {i["gold"] for i in items} == {"positive", "negative"}
+
+
+def test_answer_table_with_noise(tmp_cache, capsys):
+    assert main(["answer", "--task", "topic", "--items", "2", "--condition", "white@10", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "[white@10" in out and "topic-0001" in out
+
+
+def test_bad_condition_is_a_clear_error():
+    with pytest.raises(ValueError, match="loud@3"):
+        main(["answer", "--task", "topic", "--condition", "loud@3"])
+
+
+def test_unknown_task_lists_the_known_ones():
+    with pytest.raises(Exception, match="sentiment"):
+        main(["answer", "--task", "sentimental"])
