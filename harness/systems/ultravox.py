@@ -7,6 +7,9 @@ path (no opt-in) is what runs offline.
 from __future__ import annotations
 
 
+_ANSWERING_WIRED = False
+
+
 class TrustRemoteCodeRequired(RuntimeError):
     pass
 
@@ -21,12 +24,13 @@ def require_opt_in(spec, trust_remote_code: bool = False) -> None:
 def load(spec, *, trust_remote_code: bool = False, device: str = "cuda"):
     """The remote model + processor at the pinned revision (GPU box only; never tested offline)."""
     require_opt_in(spec, trust_remote_code)
+    if not _ANSWERING_WIRED:
+        raise NotImplementedError(f"{spec.id}: Ultravox answering is not wired yet (remote forward takes "
+                                  "audio_values + audio_token_start_idx); nothing was downloaded")
     import torch
     from transformers import AutoModel, AutoProcessor
 
     model = AutoModel.from_pretrained(spec.repo, revision=spec.revision, trust_remote_code=True,
                                       dtype=getattr(torch, spec.dtype), device_map="auto" if device == "cuda" else device)
     processor = AutoProcessor.from_pretrained(spec.repo, revision=spec.revision, trust_remote_code=True)
-    raise NotImplementedError(
-        "Ultravox answering is not wired yet: its remote forward takes audio_values/audio_token_start_idx; "
-        f"loaded {type(model).__name__}/{type(processor).__name__} — see the adapter TODO")
+    return model, processor

@@ -1,0 +1,90 @@
+"""Every native speech-LLM class, as a tiny random model built offline, goes through the real adapter code."""
+import numpy as np
+import pytest
+import torch
+
+from harness.audio import Audio
+from harness.runner import Runner
+from harness.systems.hf_native import FAMILIES, HFNativeSpeechLLM
+from harness.tasks import load_task
+from tests import tiny_models
+
+
+class SyntheticRunner(Runner):
+    """The real runner, with cheap deterministic audio instead of TTS (keeps these tests light)."""
+
+    def clean_audio(self, item):
+        rng = np.random.default_rng(len(item.text))
+        t = np.arange(16000 * 2) / 16000
+        x = 0.2 * np.sin(2 * np.pi * (200 + 10 * len(item.text)) * t) + 0.05 * rng.standard_normal(t.size)
+        return Audio(x.astype(np.float32), item_id=item.id)
+
+
+@pytest.fixture(scope="module", params=tiny_models.FAMILIES)
+def system(request):
+    model, processor = tiny_models.build(request.param)
+    return HFNativeSpeechLLM(model, processor, request.param, model_id=f"tiny/{request.param}", revision="random")
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task("sentiment")
+
+
+def test_family_table_covers_the_tiny_classes():
+    assert set(tiny_models.FAMILIES) == set(FAMILIES)
+
+
+def test_answers_via_runner_are_deterministic(system, task):
+    items = task.items[:3]
+    first = SyntheticRunner(disk_cache=False, progress=False).answers(system, task, items)
+    second = SyntheticRunner(disk_cache=False, progress=False).answers(system, task, items)
+    assert [a.to_json() for a in first] == [a.to_json() for a in second]
+    assert all(set(a.scores) == set(it.options) and a.choice in it.options for a, it in zip(first, items))
+
+
+def test_prefix_embeds_reproduce_the_models_own_forward(system, task):
+    item = task.items[0]
+    inputs = system.inputs_for(task, item, SyntheticRunner().clean_audio(item))
+    embeds = system.prefix_embeds(inputs)
+    with torch.no_grad():
+        own = system.model(**system._to_model(inputs)).logits[0, -1]
+        ours = system.backbone.model(inputs_embeds=embeds[None],
+                                     attention_mask=torch.ones(1, len(embeds), dtype=torch.long)).logits[0, -1]
+    torch.testing.assert_close(ours, own)
+
+
+def test_hidden_states_at_audio_positions(system, task):
+    item = task.items[0]
+    audio = SyntheticRunner().clean_audio(item)
+    inputs = system.inputs_for(task, item, audio)
+    positions = system.audio_positions(inputs)
+    assert len(positions) > 0 and int((inputs["input_ids"][0] == system.audio_token_id).sum()) == len(positions)
+    hs = system.hidden_states_at_audio(task, item, audio)
+    hidden = system.model.get_input_embeddings().weight.shape[1]
+    assert hs.shape == (len(system.decoder_layers) + 1, len(positions), hidden)
+    # pre-norm: the last entry normed and unembedded equals the model's own logits at the last position
+    stream = system.residual_stream(inputs)
+    with torch.no_grad():
+        own = system.model(**system._to_model(inputs)).logits[0, -1]
+    torch.testing.assert_close(system.lens_logits(stream[-1, -1]), own.float())
+
+
+def test_hook_on_a_middle_layer_changes_the_scores(system, task):
+    item = task.items[0]
+    audio = SyntheticRunner().clean_audio(item)
+    before = system.answer(task, item, audio).scores
+    layer = system.decoder_layers[len(system.decoder_layers) // 2]
+
+    def shift(module, args, output):
+        if isinstance(output, tuple):
+            return (output[0] + 1.0,) + tuple(output[1:])
+        return output + 1.0
+
+    handle = layer.register_forward_hook(shift, prepend=True)
+    try:
+        after = system.answer(task, item, audio).scores
+    finally:
+        handle.remove()
+    assert after != before
+    assert system.answer(task, item, audio).scores == before
