@@ -49,6 +49,18 @@ def _answer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from harness.specs import load_specs, markdown_table, models_table
+
+    specs = load_specs()
+    if args.format == "markdown":
+        print(markdown_table(specs, trust_remote_code=args.trust_remote_code))
+    else:
+        for row in models_table(specs, trust_remote_code=args.trust_remote_code):
+            print(json.dumps(row))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from harness.lm import OFFLINE_ID
 
@@ -67,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     ans.add_argument("--no-cache", action="store_true", help="ignore and do not write the answer cache")
     ans.add_argument("--quiet", action="store_true", help="no progress bars")
     ans.set_defaults(func=_answer)
+    mod = sub.add_parser("models", help="list the model registry and whether each can run here")
+    mod.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    mod.add_argument("--trust-remote-code", action="store_true", help="count opted-in remote-code models")
+    mod.set_defaults(func=_models)
     args = parser.parse_args(argv)
     return args.func(args)
 

