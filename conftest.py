@@ -14,6 +14,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # `--strict` itself is pytest's own flag (pytest 9: all strictness checks); we read it and also turn
     # skips into failures, so `pytest --strict` (nightly) never passes by skipping.
     group.addoption("--items", type=int, default=None, help="items per task (label-balanced subset)")
+    group.addoption("--trust-remote-code", action="store_true", default=False,
+                    help="allow models whose code comes from the hub (Ultravox); off unless asked for")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -3,7 +3,7 @@
     python benchmarks/run.py [--items 10]
 
 Measures seconds per item for TTS (cold cache), ASR (Whisper tiny.en), the backbone's answer (option
-scoring), and the wall time of the demo command run twice: the second run must take its audio, the
+scoring), one κ bootstrap CI at n=500, and the wall time of the demo command run twice: the second run must take its audio, the
 converted backbone and the answers from the caches. Exits 1 when a target is missed.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ TARGETS = {  # seconds; set for a 2-core laptop CPU
     "asr_per_item": 0.8,
     "answer_per_item": 0.6,
     "demo_second_run": 15.0,
+    "kappa_bootstrap_n500": 2.0,
 }
 
 
@@ -58,6 +59,14 @@ def main() -> int:
         return answer_from_prefix(backbone, task, it, backbone.embed(ids))
 
     results["answer_per_item"] = per_item(answer, items)
+    from harness.stats import agreement
+
+    rng = __import__("numpy").random.default_rng(0)
+    a = rng.integers(0, 4, 500)
+    b = (a + (rng.random(500) < 0.3) * rng.integers(1, 4, 500)) % 4
+    t0 = time.perf_counter()
+    agreement(a, b)
+    results["kappa_bootstrap_n500"] = time.perf_counter() - t0
     demo = [sys.executable, "-m", "harness", "answer", "--task", "sentiment", "--items", "20", "--quiet"]
     env = {**os.environ, "CASCADE_EQ_CACHE": cache}
     for label in ("demo_first_run", "demo_second_run"):

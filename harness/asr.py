@@ -89,12 +89,11 @@ def load_asr(model: str = PACKAGED, device: str = "cpu", beam_size: int = 1) -> 
 
 
 def normalise_for_wer(text: str) -> str:
-    """Lowercase, drop punctuation (keeping apostrophes inside words), collapse spaces."""
-    import re
+    """Whisper's own English normaliser (as used for Whisper's published WERs): lowercase, no
+    punctuation, numbers as digits ("three thousand" = "3,000"), contractions and spellings unified."""
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-    text = text.lower().replace("-", " ")
-    text = re.sub(r"[^\w\s']", " ", text)
-    return " ".join(w.strip("'") for w in text.split())
+    return EnglishTextNormalizer({})(text)
 
 
 def word_error_rate(references: list[str], hypotheses: list[str]) -> float:

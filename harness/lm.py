@@ -155,7 +155,8 @@ def load_raw_backbone(device: str = "cpu") -> Backbone:
                     revision=packaged_revision())
 
 
-def _tuned_backbone(device: str) -> Backbone:
+def _tuned_checkpoint(progress=print) -> tuple[Path, str]:
+    """The packaged backbone with the committed LoRA merged, saved once in the user cache (~2 s reloads)."""
     from peft import PeftModel
 
     from harness.reference.backbone import ADAPTER_DIR
@@ -164,10 +165,30 @@ def _tuned_backbone(device: str) -> Backbone:
     if not weights.exists():
         raise RuntimeError(f"the offline backbone's adapter is missing ({weights}); rebuild it with "
                            "`python -m harness.reference tune-backbone`")
-    raw = load_raw_backbone(device)
-    merged = PeftModel.from_pretrained(raw.model, ADAPTER_DIR).merge_and_unload().eval()
-    revision = f"{raw.revision}+lora:{file_digest(weights)[:12]}"
-    return Backbone(model=merged, tokenizer=raw.tokenizer, model_id=OFFLINE_ID, revision=revision)
+    digest = file_digest(weights)[:12]
+    raw_path = converted_checkpoint(progress)
+    out = cache_dir("backbones") / f"smollm2-135m-tasks-{raw_path.name[-16:]}-{digest}"
+    if not (out / "COMPLETE").exists():
+        progress(f"merging the task adapter into the backbone in {out} (once)")
+        raw = load_raw_backbone()
+        merged = PeftModel.from_pretrained(raw.model, ADAPTER_DIR).merge_and_unload()
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        merged.save_pretrained(tmp)
+        raw.tokenizer.save_pretrained(tmp)
+        (tmp / "COMPLETE").write_text(json.dumps({"adapter_sha256": file_digest(weights)}))
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out, f"{packaged_revision()}+lora:{digest}"
+
+
+def _tuned_backbone(device: str) -> Backbone:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, revision = _tuned_checkpoint()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
+    return Backbone(model=model, tokenizer=AutoTokenizer.from_pretrained(path), model_id=OFFLINE_ID,
+                    revision=revision)
 
 
 @lru_cache(maxsize=2)
