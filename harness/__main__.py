@@ -50,10 +50,12 @@ def _answer(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from harness.specs import load_specs, markdown_table, models_table
+    from harness.specs import load_specs, markdown_table, models_table, registry_markdown
 
     specs = load_specs()
-    if args.format == "markdown":
+    if args.format == "readme":
+        print(registry_markdown(specs))
+    elif args.format == "markdown":
         print(markdown_table(specs, trust_remote_code=args.trust_remote_code))
     else:
         for row in models_table(specs, trust_remote_code=args.trust_remote_code):
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ans.add_argument("--quiet", action="store_true", help="no progress bars")
     ans.set_defaults(func=_answer)
     mod = sub.add_parser("models", help="list the model registry and whether each can run here")
-    mod.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    mod.add_argument("--format", choices=["markdown", "json", "readme"], default="markdown",
+                     help="readme: the static table README.md carries")
     mod.add_argument("--trust-remote-code", action="store_true", help="count opted-in remote-code models")
     mod.set_defaults(func=_models)
     args = parser.parse_args(argv)

@@ -158,3 +158,19 @@ def markdown_table(specs, **availability) -> str:
     lines = [f"| `{r['id']}` | {r['family']} | {r['loader']} | {r['backbone']} | {r['asr']} | {r['memory_gb']:g} | "
              f"{'yes' if r['runnable'] else 'no: ' + r['why_not']} |" for r in rows]
     return "\n".join([head, *lines])
+
+
+def registry_markdown(specs) -> str:
+    """The machine-independent registry table the README carries (a test keeps the two in step)."""
+    def short(rev: str) -> str:
+        return rev[:10] if len(rev) == 40 else rev
+
+    head = ("| id | family | loader | model @ revision | matched cascade: ASR → backbone @ revision | GPU GB |\n"
+            "|---|---|---|---|---|---|")
+    lines = []
+    for spec in sorted((specs.values() if isinstance(specs, dict) else specs), key=lambda s: s.id):
+        cascade = (f"{spec.asr} → {spec.backbone.repo} @ {short(spec.backbone.revision)}"
+                   if spec.has_cascade else "(none: behaviour only)")
+        lines.append(f"| `{spec.id}` | {spec.family} | {spec.loader} | {spec.repo} @ {short(spec.revision)} | "
+                     f"{cascade} | {spec.gpu_memory_gb:g} |")
+    return "\n".join([head, *lines])

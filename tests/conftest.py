@@ -6,13 +6,13 @@ import pytest
 
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):
-    """Point every on-disk cache at an empty folder (the backbone conversion is re-linked, not redone)."""
+    """Point the TTS/answer caches at an empty folder; converted backbones stay shared (linked, not redone)."""
     from harness.cache import CACHE_ENV, cache_root
 
     real = cache_root()
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     backbones = real / "backbones"
-    if backbones.exists():
-        (tmp_path / "cache").mkdir()
-        (tmp_path / "cache" / "backbones").symlink_to(backbones)
+    backbones.mkdir(parents=True, exist_ok=True)  # converted once per machine, shared by every test
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "backbones").symlink_to(backbones)
     return tmp_path / "cache"

@@ -229,9 +229,9 @@ def load_encoder(model_dir: Path | None = None):
     return encoder.float().eval()
 
 
-@lru_cache(maxsize=1)
-def feature_extractor():
-    """Whisper's log-mel front end (80 bins, 30 s padded windows), the one the Voxtral adapter uses."""
+@lru_cache(maxsize=4)
+def feature_extractor(chunk_seconds: int = 30, n_mels: int = 80):
+    """Whisper's log-mel front end: every clip padded (or cut) to ``chunk_seconds`` → [1, n_mels, 100·chunk]."""
     from transformers import WhisperFeatureExtractor
 
-    return WhisperFeatureExtractor(feature_size=80)
+    return WhisperFeatureExtractor(feature_size=n_mels, chunk_length=chunk_seconds)

@@ -89,7 +89,7 @@ FAMILIES: dict[str, Family] = {
         processor_call=True),
     "voxtral": Family(
         "VoxtralForConditionalGeneration",
-        slot=lambda tok: "[BEGIN_AUDIO]" + tok.audio_token,
+        slot=lambda tok: (getattr(tok, "begin_audio_token", None) or "[BEGIN_AUDIO]") + tok.audio_token,
         features=lambda fe, a: _whisper(fe, a, None),
         n_audio=lambda m, f: int(m.get_audio_features(f["input_features"]).pooler_output.shape[0]),
         notes="VoxtralProcessor needs mistral-common's tokenizer; inputs built here (placeholder expanded)."),
