@@ -1,4 +1,5 @@
-"""``python -m harness.reference tune-backbone``: rebuild the committed reference weights from scratch."""
+"""``python -m harness.reference tune-backbone | train ref-cascade|ref-acoustic``: rebuild the committed
+reference weights from scratch (seeded, with progress output)."""
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.reference")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tune-backbone", help="LoRA-tune the packaged SmolLM2 on the tasks' training splits")
+    from harness.reference import train as T
+
+    tr = sub.add_parser("train", help="train a reference speech-LLM's projector (Ultravox-style distillation)")
+    tr.add_argument("mode", choices=T.MODES)
+    tr.add_argument("--steps", type=int, default=T.DEFAULT_STEPS,
+                    help=f"optimizer steps (default {T.DEFAULT_STEPS}: ~{T.BUDGET_MINUTES} min at the measured "
+                         f"~{T.MEASURED_SECONDS_PER_STEP:g} s/step on 2 CPU cores)")
+    tr.add_argument("--out", default=None, help="output folder (default fixtures/reference/<mode>)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--batch", type=int, default=None)
+    tr.add_argument("--lr", type=float, default=None)
+    tr.add_argument("--max-minutes", type=float, default=None,
+                    help="stop early (and save) once this much wall time is spent; the schedule still assumes --steps")
+    tr.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice; use 1 when another heavy job shares 2 cores)")
+    tr.add_argument("--unfreeze-encoder-layers", type=int, default=0,
+                    help="ref-acoustic: also train the top K Whisper encoder layers (default 0: projector only)")
+    tr.add_argument("--rate-extra", type=int, default=None,
+                    help="ref-acoustic: extra speaking-rate clips re-spoken from other tasks' training sentences")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.command == "tune-backbone":
         from harness.reference.backbone import train
 
         print(json.dumps(train(progress=lambda m: print(m, flush=True)), indent=2))
+    elif args.command == "train":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        hyper = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("rate_extra", args.rate_extra),
+                                   ("unfreeze_encoder_layers", args.unfreeze_encoder_layers)) if v is not None}
+        if args.mode == "ref-cascade" and hyper.get("unfreeze_encoder_layers"):
+            parser.error("--unfreeze-encoder-layers is for ref-acoustic (ref-cascade keeps the encoder frozen)")
+        print(f"{args.mode}: {args.steps} steps; budget ~{T.BUDGET_MINUTES} min at ~{T.MEASURED_SECONDS_PER_STEP:g} "
+              f"s/step → ETA ~{args.steps * T.MEASURED_SECONDS_PER_STEP / 60:.0f} min (live ETA in the step lines)",
+              flush=True)
+        manifest = T.train(args.mode, args.steps, seed=args.seed, out_dir=args.out, hyper=hyper,
+                           max_minutes=args.max_minutes, progress=lambda m: print(m, flush=True))
+        manifest.pop("_trainer", None)
+        print(json.dumps({k: manifest[k] for k in ("mode", "steps", "seconds", "seconds_per_step", "checks")},
+                         indent=2))
     return 0
 
 

@@ -52,11 +52,14 @@ MODES = ("ref-cascade", "ref-acoustic")
 REPEAT_INSTRUCTION = "Repeat exactly what was said."
 END = "<|im_end|>"
 
-# Measured seconds/step (batch 8, 2 CPU cores shared with another job) → CLI default steps (~50 min).
-# See the closing note of the training issue for the numbers these come from.
-MEASURED_SECONDS_PER_STEP = 6.0
+# Seconds/step at batch 8 (~200 tokens a sample: 125 audio embeddings + prompt + reply), measured on this
+# project's 2-core CPU while another job held ~1.8 cores: 13 s/step with 1 torch thread (12 CPU-s/step),
+# ~50 s/step with 2 threads (OpenMP threads fight the other job: 45 CPU-s/step — use --threads 1 when the
+# machine is shared). On 2 idle cores ~7 s/step is expected (12 CPU-s / ~1.7× two-thread scaling; the
+# prototype's 1.6–2.0 s/step was at ~90 tokens a sample). 50 minutes → ~420 steps.
+MEASURED_SECONDS_PER_STEP = 7.0
 BUDGET_MINUTES = 50
-DEFAULT_STEPS = int(BUDGET_MINUTES * 60 / MEASURED_SECONDS_PER_STEP)
+DEFAULT_STEPS = int(BUDGET_MINUTES * 60 / MEASURED_SECONDS_PER_STEP) // 10 * 10   # 420
 
 _COMMON = dict(batch=8, lr=1e-3, weight_decay=0.01, warmup=40, min_lr_frac=0.1, clip=1.0, topk=64,
                log_every=10, check_every=100, check_n=12, check_max_new_tokens=48,
@@ -263,7 +266,7 @@ class Trainer:
                 pt = s.teacher_logp.exp()
                 val = (pt * (s.teacher_logp - logp.gather(-1, s.teacher_idx))).sum(-1).mean()
             per_sample.append(val)
-            parts.setdefault(s.kind, []).append(float(val))
+            parts.setdefault(s.kind, []).append(float(val.detach()))
         total = torch.stack(per_sample).mean()
         return total, {k: sum(v) / len(v) for k, v in parts.items()}
 
@@ -325,6 +328,7 @@ class Trainer:
         self.progress(f"{self.mode}: {len(fit)} clips (+{len(rate_clips)} rate-only), {steps} steps × batch "
                       f"{h['batch']}, mix {mix}, trainable {sum(p.numel() for p in self.params):,} params")
         for step in range(steps):
+            ts, cs = time.time(), time.process_time()
             batch = []
             for _ in range(h["batch"]):
                 kind = rng.choices(kinds, weights)[0]
@@ -341,7 +345,6 @@ class Trainer:
                     if self.mode == "ref-acoustic" and kind == "own" and clips[i][0].task.name == D.RATE_TASK:
                         kind = "rate"     # the speaking_rate instruction is answered from the voice
                 batch.append(self.sample(kind, i, clips[i][0], tasks, donors, rng))
-            ts = time.time()
             loss, parts = self.loss(batch, clips)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -349,15 +352,17 @@ class Trainer:
             opt.step()
             sched.step()
             done = step + 1
-            curve.append({"step": done, "loss": round(float(loss), 4), "grad_norm": round(gnorm, 3),
-                          "seconds": round(time.time() - ts, 2), **{k: round(v, 4) for k, v in parts.items()}})
+            curve.append({"step": done, "loss": round(float(loss.detach()), 4), "grad_norm": round(gnorm, 3),
+                          "seconds": round(time.time() - ts, 2), "cpu_seconds": round(time.process_time() - cs, 2),
+                          **{k: round(v, 4) for k, v in parts.items()}})
             if done % h["log_every"] == 0 or done == steps or done == 1:
                 last = curve[-h["log_every"]:]
                 sps = (time.time() - t0) / done
+                cpu = sum(c["cpu_seconds"] for c in last) / len(last)
                 agg = {k: sum(c[k] for c in last if k in c) / max(1, sum(k in c for c in last)) for k in kinds}
                 self.progress(f"step {done}/{steps} loss {sum(c['loss'] for c in last) / len(last):.4f} "
                               + " ".join(f"{k} {v:.3f}" for k, v in agg.items())
-                              + f" | {sps:.2f} s/step, ETA {(steps - done) * sps / 60:.1f} min")
+                              + f" | {sps:.2f} s/step ({cpu:.1f} CPU-s), ETA {(steps - done) * sps / 60:.1f} min")
             if heldout and h["check_every"] and (done % h["check_every"] == 0 or done == steps):
                 c = {"step": done, **self.check(heldout)}
                 checks.append(c)
@@ -366,7 +371,9 @@ class Trainer:
                 self.progress(f"stopping at step {done}: the {max_minutes} min budget is spent")
                 break
         seconds = time.time() - t0
+        cpu = sum(c["cpu_seconds"] for c in curve) / max(1, len(curve))
         return {"steps": done, "seconds": round(seconds), "seconds_per_step": round(seconds / max(1, done), 3),
+                "cpu_seconds_per_step": round(cpu, 3),
                 "curve": curve, "checks": checks}
 
     # -- output -----------------------------------------------------------------------------------------------
@@ -390,7 +397,7 @@ def _summary(curve: list[dict], n: int = 20) -> dict:
     def mean(rows, key):
         vals = [r[key] for r in rows if key in r]
         return round(sum(vals) / len(vals), 4) if vals else None
-    keys = sorted({k for r in curve for k in r} - {"step", "seconds", "grad_norm"})
+    keys = sorted({k for r in curve for k in r} - {"step", "seconds", "cpu_seconds", "grad_norm"})
     every = max(1, len(curve) // 25)
     points = curve[::every]
     if points[-1] is not curve[-1]:
@@ -428,6 +435,7 @@ def save(trainer: Trainer, out_dir: Path, result: dict, data_info: dict) -> dict
         "code_version": _git_sha(), "seed": trainer.seed, "hyper": trainer.hyper,
         "torch": torch.__version__, "transformers": transformers.__version__,
         "steps": result["steps"], "seconds": result["seconds"], "seconds_per_step": result["seconds_per_step"],
+        "cpu_seconds_per_step": result["cpu_seconds_per_step"],
         "curve": _summary(result["curve"]), "checks": result["checks"],
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
