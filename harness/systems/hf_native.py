@@ -13,15 +13,14 @@ how audio is merged is re-implemented here.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from harness.audio import SAMPLE_RATE, Audio
-from harness.systems.speech_llm import SpeechLLM, _Captured
+from harness.systems.speech_llm import SpeechLLM
 
 
 # -- feature functions (used when the processor is not available) -------------------------------------------
@@ -170,34 +169,10 @@ class HFNativeSpeechLLM(SpeechLLM):
             inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         return inputs
 
-    def _to_model(self, inputs: dict) -> dict:
-        device = self.backbone.device
-        dtype = self.model.get_input_embeddings().weight.dtype
-        return {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) if torch.is_tensor(v) else v
-                for k, v in inputs.items()}
-
-    @torch.no_grad()
     def prefix_embeds(self, inputs: dict[str, Any]) -> torch.Tensor:
-        captured: list[torch.Tensor] = []
         if self.family.merge == "decoder":
-            def hook(module, args, kwargs):
-                captured.append(kwargs["inputs_embeds"])
-                raise _Captured
-            handle = self.text_model.register_forward_pre_hook(hook, with_kwargs=True)
-        else:
-            def hook(module, args, output):
-                captured.append(output)
-                raise _Captured
-            handle = _module(self.model, self.family.merge).register_forward_hook(hook)
-        try:
-            self.model(**self._to_model(inputs), use_cache=False)
-        except _Captured:
-            pass
-        finally:
-            handle.remove()
-        if not captured:
-            raise RuntimeError(f"{self.name}: the merge point {self.family.merge!r} was never reached")
-        return captured[0][0]
+            return self._capture(inputs, self.text_model)
+        return self._capture(inputs, _module(self.model, self.family.merge), output=True)
 
 
 # -- loading a real checkpoint (GPU box) -----------------------------------------------------------------

@@ -77,6 +77,41 @@ class SpeechLLM:
         """[T, H] prompt embeddings with the audio merged in, by the model's own code."""
         raise NotImplementedError
 
+    # -- shared by the adapters ------------------------------------------------------------------------
+    def _to_model(self, inputs: dict) -> dict:
+        """Tensors moved to the model's device; floating ones to its dtype."""
+        weight = self.model.get_input_embeddings().weight
+        return {k: (v.to(weight.device, weight.dtype) if v.is_floating_point() else v.to(weight.device))
+                if torch.is_tensor(v) else v for k, v in inputs.items()}
+
+    @torch.no_grad()
+    def _capture(self, inputs: dict[str, Any], module: torch.nn.Module, *, output: bool = False) -> torch.Tensor:
+        """Run the model's own forward until ``module``; return the ``inputs_embeds`` it is called with (or its
+        output when ``output``) as [T, H], and stop the forward there."""
+        captured: list[torch.Tensor] = []
+
+        def pre(mod, args, kwargs):
+            if kwargs.get("inputs_embeds") is None:
+                raise RuntimeError(f"{self.name}: {type(mod).__name__} was called without inputs_embeds")
+            captured.append(kwargs["inputs_embeds"])
+            raise _Captured
+
+        def post(mod, args, out):
+            captured.append(out)
+            raise _Captured
+
+        handle = (module.register_forward_hook(post) if output
+                  else module.register_forward_pre_hook(pre, with_kwargs=True))
+        try:
+            self.model(**self._to_model(inputs), use_cache=False)
+        except _Captured:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise RuntimeError(f"{self.name}: the merge point {type(module).__name__} was never reached")
+        return captured[0][0]
+
     # -- answering (the cascade's code from here on) ---------------------------------------------------
     def inputs_for(self, task: Task, item: Item, audio: Audio) -> dict[str, Any]:
         return self.prepare(prompts.messages(task, item, self.audio_slot), audio)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from harness.audio import SAMPLE_RATE, Audio
-from harness.systems.speech_llm import SpeechLLM, _Captured
+from harness.systems.speech_llm import SpeechLLM
 
 PLACEHOLDER = "<|audio|>"   # UltravoxProcessor's default ``audio_placeholder``
 
@@ -98,34 +98,13 @@ class UltravoxSpeechLLM(SpeechLLM):
                              sampling_rate=SAMPLE_RATE, return_tensors="pt")
         return {k: v for k, v in out.items() if v is not None}
 
-    def _to_model(self, inputs: dict) -> dict:
-        weight = self.model.get_input_embeddings().weight
-        return {k: (v.to(weight.device, weight.dtype) if v.is_floating_point() else v.to(weight.device))
-                if torch.is_tensor(v) else v for k, v in inputs.items()}
-
     # -- merging (the model's own code) ------------------------------------------------------------------------
-    @torch.no_grad()
     def prefix_embeds(self, inputs: dict[str, Any]) -> torch.Tensor:
-        """[T, H]: what the model's own forward hands its text decoder, captured and the forward stopped."""
-        captured: list[torch.Tensor] = []
+        """[T, H]: what the model's own forward hands its text decoder, captured and the forward stopped.
 
-        def hook(module, args, kwargs):
-            embeds = kwargs.get("inputs_embeds")
-            if embeds is None:
-                raise RuntimeError(f"{self.name}: the text decoder was called without inputs_embeds")
-            captured.append(embeds)
-            raise _Captured
-
-        handle = self.text_model.register_forward_pre_hook(hook, with_kwargs=True)
-        try:
-            self.model(**self._to_model(inputs), use_cache=False)
-        except _Captured:
-            pass
-        finally:
-            handle.remove()
-        if not captured:
-            raise RuntimeError(f"{self.name}: the language model's decoder was never reached")
-        return captured[0][0]
+        The hook sits on the decoder, not on ``language_model``: UltravoxModel calls ``language_model.forward``
+        directly, which bypasses module hooks."""
+        return self._capture(inputs, self.text_model)
 
     def audio_positions(self, inputs: dict[str, Any]) -> torch.Tensor:
         """Positions the model's forward overwrites with audio: ``start .. start+len-1`` for every chunk.
