@@ -1,6 +1,7 @@
 """pytest layer: command-line options and session fixtures. No statistics or model code lives here."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -16,6 +17,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--items", type=int, default=None, help="items per task (label-balanced subset)")
     group.addoption("--trust-remote-code", action="store_true", default=False,
                     help="allow models whose code comes from the hub (Ultravox); off unless asked for")
+    _add_claim_options(group)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -27,3 +29,107 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"--strict: this test was skipped ({reason}); nightly runs must not skip"
+
+
+# -- the claims: parametrization from the registry + fixtures/claims, one Evidence per session -----------------
+TEXT_SUFFICIENT = ("topic", "sentiment", "commonsense")   # mini twins of AG News, SST-2, CSQA (κ tasks)
+TEXT_INSUFFICIENT = ("speaking_rate",)
+CLAIM_OF_FIXTURE = {"agreement_claim": "agreement", "emergence_claim": "emergence", "collapse_claim": "collapse",
+                    "noise_claim": "noise"}
+
+
+def _add_claim_options(group) -> None:
+    group.addoption("--mutant", action="append", default=[], metavar="MODEL~flipSHARE",
+                    help="also test a flip mutant of a registry model (e.g. ref-cascade~flip0.3): its answers "
+                         "with a seeded share replaced; it takes the wrapped model's expectations")
+    group.addoption("--report-dir", default=None,
+                    help="write the RunRecord (record.json) and the Markdown/HTML reports here at session end")
+
+
+def _claim_params(config) -> dict[str, list]:
+    from harness import claims
+    from harness.evidence import split_mutant
+    from harness.specs import load_specs
+
+    specs = load_specs()
+    out = {c: [] for c in CLAIM_OF_FIXTURE.values()}
+    models = [(spec.id, spec) for spec in specs.values()]
+    for mutant in config.getoption("mutant"):
+        base, share = split_mutant(mutant)
+        if share is None or base not in specs:
+            raise pytest.UsageError(f"--mutant {mutant!r}: expected <registry id>~flip<share>, e.g. ref-cascade~flip0.3")
+        models.append((mutant, specs[base]))
+    for model_id, spec in models:
+        base = split_mutant(model_id)[0]
+        exps = claims.expectations(base, text_sufficient=list(TEXT_SUFFICIENT),
+                                   text_insufficient=list(TEXT_INSUFFICIENT))
+        marks = [getattr(pytest.mark, spec.family), pytest.mark.xdist_group(model_id)]
+        if spec.loader != "reference":
+            marks.append(pytest.mark.gpu if spec.loader != "api" else pytest.mark.api)
+        for exp in exps:
+            exp = dataclasses.replace(exp, model=model_id)
+            tid = f"{model_id}/{exp.task}" + (f"/{exp.thresholds['kind']}" if exp.claim == "noise" else "")
+            out[exp.claim].append(pytest.param(exp, id=tid, marks=marks))
+    config._agreement_tasks = {}
+    for param in out["agreement"]:
+        exp = param.values[0]
+        config._agreement_tasks.setdefault(exp.model, []).append(exp.task)
+    return out
+
+
+def pytest_generate_tests(metafunc) -> None:
+    for fixture, claim in CLAIM_OF_FIXTURE.items():
+        if fixture in metafunc.fixturenames:
+            if not hasattr(metafunc.config, "_claim_params"):
+                metafunc.config._claim_params = _claim_params(metafunc.config)
+            metafunc.parametrize(fixture, metafunc.config._claim_params[claim])
+
+
+@pytest.fixture(scope="session")
+def evidence(request):
+    from harness.evidence import Evidence
+
+    return Evidence(items=request.config.getoption("items"),
+                    trust_remote_code=request.config.getoption("trust_remote_code"))
+
+
+@pytest.fixture
+def judge(request, evidence, record_property):
+    """judge(expectation) → the Verdict, asserted; skips (with the reason) when the model cannot run here."""
+    from harness.availability import why_unavailable
+    from harness.evidence import split_mutant
+    from harness.specs import get_spec
+
+    def run(exp):
+        spec = get_spec(split_mutant(exp.model)[0])
+        reason = why_unavailable(spec, trust_remote_code=request.config.getoption("trust_remote_code"))
+        if reason is None and not spec.has_cascade:
+            reason = f"{spec.id} is an API model: it has no matched cascade to compare with"
+        if reason:
+            pytest.skip(reason)
+        verdict = evidence.verdict(exp, all_tasks=request.config._agreement_tasks.get(exp.model, [exp.task]))
+        request.config._verdicts.append(verdict)
+        record_property("verdict", verdict.line())
+        for name, value in (("statistic", verdict.value), ("ci", verdict.ci), ("n", verdict.n), ("p", verdict.p),
+                            ("observed", verdict.observed), ("expected", verdict.expected)):
+            record_property(name, value)
+        assert verdict.passed, verdict.line()
+        return verdict
+
+    return run
+
+
+def pytest_configure(config) -> None:
+    config._verdicts = []
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    out = session.config.getoption("report_dir", None)
+    if not out or not session.config._verdicts:
+        return
+    from harness.report.record import build_record
+    from harness.report.render import write_reports
+
+    record = build_record(session.config._verdicts, {}, {"items": session.config.getoption("items")})
+    md, html, status = write_reports(record, out)
+    session.config._report_paths = (md, html)

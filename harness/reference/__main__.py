@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="ref-acoustic: also train the top K Whisper encoder layers (default 0: projector only)")
     tr.add_argument("--rate-extra", type=int, default=None,
                     help="ref-acoustic: extra speaking-rate clips re-spoken from other tasks' training sentences")
+    tr.add_argument("--precision", choices=("bf16", "fp32"), default=None,
+                    help="bf16 autocast (default; ~2x faster on CPUs with AVX512-BF16/AMX) or fp32")
+    tr.add_argument("--check-every", type=int, default=None, help="steps between held-out checks")
+    tr.add_argument("--repeat-share", type=float, default=None,
+                    help="share of repeat samples in a batch; the rest keep their relative shares")
+    tr.add_argument("--init-from", default=None,
+                    help="start from another trained reference folder (e.g. ref-acoustic from ref-cascade)")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.command == "tune-backbone":
@@ -42,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         hyper = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("rate_extra", args.rate_extra),
-                                   ("unfreeze_encoder_layers", args.unfreeze_encoder_layers)) if v is not None}
+                                   ("unfreeze_encoder_layers", args.unfreeze_encoder_layers),
+                                   ("precision", args.precision), ("check_every", args.check_every),
+                                   ("init_from", args.init_from)) if v is not None}
+        if args.repeat_share is not None:
+            hyper["mix"] = T.with_repeat_share(T.HYPER[args.mode]["mix"], args.repeat_share)
         if args.mode == "ref-cascade" and hyper.get("unfreeze_encoder_layers"):
             parser.error("--unfreeze-encoder-layers is for ref-acoustic (ref-cascade keeps the encoder frozen)")
         print(f"{args.mode}: {args.steps} steps; budget ~{T.BUDGET_MINUTES} min at ~{T.MEASURED_SECONDS_PER_STEP:g} "

@@ -52,22 +52,30 @@ MODES = ("ref-cascade", "ref-acoustic")
 REPEAT_INSTRUCTION = "Repeat exactly what was said."
 END = "<|im_end|>"
 
-# Seconds/step at batch 8 (~200 tokens a sample: 125 audio embeddings + prompt + reply), measured on this
-# project's 2-core CPU while another job held ~1.8 cores: 13 s/step with 1 torch thread (12 CPU-s/step),
-# ~50 s/step with 2 threads (OpenMP threads fight the other job: 45 CPU-s/step — use --threads 1 when the
-# machine is shared). On 2 idle cores ~7 s/step is expected (12 CPU-s / ~1.7× two-thread scaling; the
-# prototype's 1.6–2.0 s/step was at ~90 tokens a sample). 50 minutes → ~420 steps.
-MEASURED_SECONDS_PER_STEP = 7.0
-BUDGET_MINUTES = 50
-DEFAULT_STEPS = int(BUDGET_MINUTES * 60 / MEASURED_SECONDS_PER_STEP) // 10 * 10   # 420
+# Seconds/step at batch 8 (~190 tokens a sample: 125 audio embeddings + prompt + reply) on this project's
+# 2-core CPU (AVX512-BF16), idle: fp32 ~5–6 s, bf16 autocast ~3.2 s (measured 2026-11-25; the frozen encoder
+# runs once per clip in float32 outside autocast). Another heavy job on the same 2 cores slows a step
+# several-fold. The prototype's 1.6–2.0 s/step (FINDINGS) was at ~90 tokens a sample.
+MEASURED_SECONDS_PER_STEP = 3.3
+BUDGET_MINUTES = 55
+DEFAULT_STEPS = int(BUDGET_MINUTES * 60 / MEASURED_SECONDS_PER_STEP) // 100 * 100   # 1000
 
-_COMMON = dict(batch=8, lr=1e-3, weight_decay=0.01, warmup=40, min_lr_frac=0.1, clip=1.0, topk=64,
+_COMMON = dict(batch=8, lr=1e-3, precision="bf16", weight_decay=0.01, warmup=40, min_lr_frac=0.1, clip=1.0, topk=64,
                log_every=10, check_every=100, check_n=12, check_max_new_tokens=48,
-               unfreeze_encoder_layers=0, rate_extra=0)
+               unfreeze_encoder_layers=0, rate_extra=0, init_from=None)
 HYPER = {
     "ref-cascade": dict(_COMMON, mix={"repeat": 0.4, "own": 0.35, "other": 0.25}),
     "ref-acoustic": dict(_COMMON, rate_extra=240, mix={"repeat": 0.3, "own": 0.25, "other": 0.2, "rate": 0.25}),
 }
+
+
+def with_repeat_share(mix: dict, share: float) -> dict:
+    """``mix`` with the repeat objective at ``share``; the other objectives keep their relative weights."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"repeat share {share}: expected a value in [0, 1]")
+    rest = {k: v for k, v in mix.items() if k != "repeat"}
+    total = sum(rest.values()) or 1.0
+    return {"repeat": share, **{k: round((1 - share) * v / total, 4) for k, v in rest.items()}}
 
 
 def repeat_messages(content: str) -> list[dict]:
@@ -149,6 +157,13 @@ class Trainer:
         if assembled is None:
             assembled = A.assemble(seed=seed, chunk_seconds=chunk_seconds or A.CHUNK_SECONDS, backbone=self.backbone)
         self.model, self.processor, self.info = assembled
+        if self.hyper["precision"] not in ("bf16", "fp32"):
+            raise ValueError(f"precision {self.hyper['precision']!r}: expected 'bf16' (autocast) or 'fp32'")
+        if self.hyper["init_from"]:      # continue from another trained reference (e.g. ref-acoustic ← ref-cascade)
+            proj, enc = load_weights(Path(self.hyper["init_from"]))
+            self.model.model.multi_modal_projector.load_state_dict(proj, strict=True)
+            if enc:
+                self.model.model.audio_tower.load_state_dict(enc, strict=False)
         self.system = HFNativeSpeechLLM(self.model, self.processor, "voxtral", model_id=self.info["model_id"],
                                         revision=self.info["revision"], name=mode)
         self.tok = self.processor.tokenizer
@@ -172,6 +187,7 @@ class Trainer:
 
     # -- audio side --------------------------------------------------------------------------------------
     @torch.no_grad()
+    @torch.autocast("cpu", enabled=False)   # frozen part: float32, computed once per clip
     def _encoder_state(self, i: int, audio) -> torch.Tensor:
         if i not in self.enc_cache:
             tower = self.model.model.audio_tower
@@ -345,7 +361,8 @@ class Trainer:
                     if self.mode == "ref-acoustic" and kind == "own" and clips[i][0].task.name == D.RATE_TASK:
                         kind = "rate"     # the speaking_rate instruction is answered from the voice
                 batch.append(self.sample(kind, i, clips[i][0], tasks, donors, rng))
-            loss, parts = self.loss(batch, clips)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=h["precision"] == "bf16"):
+                loss, parts = self.loss(batch, clips)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, h["clip"]))

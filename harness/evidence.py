@@ -1,0 +1,146 @@
+"""Evidence for the claims, gathered once per session and shared by every test that needs it.
+
+The equivalence tests ask this object for a Verdict; it loads each model once, draws every answer from one
+:class:`~harness.runner.Runner` (so one (system, item, condition) is inferred once per run, however many
+claims use it), computes the statistics with :mod:`harness.stats` and the probes, and hands them to
+:mod:`harness.claims`. No pytest here: the pytest layer only turns options and the registry into parameters.
+
+Model ids: registry ids, plus ``<id>~flip<share>`` for the flip mutant of a registry model (its answers are
+the wrapped model's cached answers with a seeded share replaced — no extra inference).
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+
+from harness import claims, stats
+from harness.audio import Condition
+from harness.runner import Runner
+from harness.tasks import Task, load_task
+from harness.verdict import Verdict
+
+MUTANT = re.compile(r"^(?P<base>.+)~flip(?P<share>0?\.\d+|1(?:\.0+)?)$")
+NOISE_GRID = (20, 10, 5, 0)        # dB, besides clean (the paper's range: clean down to 0 dB)
+
+
+def split_mutant(model_id: str) -> tuple[str, float | None]:
+    m = MUTANT.match(model_id)
+    return (m["base"], float(m["share"])) if m else (model_id, None)
+
+
+@dataclass
+class Evidence:
+    items: int | None = None                  # items per task (label-balanced subset); None = all
+    trust_remote_code: bool = False
+    runner: Runner = field(default_factory=lambda: Runner(progress=True))
+    seed: int = 0
+    noise_grid: tuple[int, ...] = NOISE_GRID
+
+    # -- systems -----------------------------------------------------------------------------------------
+    def speech_llm(self, model_id: str):
+        from harness.systems.load import speech_llm
+        from harness.systems.mutant import FlipMutant
+
+        base, share = split_mutant(model_id)
+        system = speech_llm(base, self.trust_remote_code)
+        return FlipMutant(system, share, seed=self.seed) if share else system
+
+    def cascade(self, model_id: str):
+        from harness.systems.load import cascade
+
+        return cascade(split_mutant(model_id)[0])
+
+    @functools.cache
+    def task(self, name: str) -> Task:
+        return load_task(name)
+
+    def task_items(self, name: str):
+        return self.task(name).subset(self.items)
+
+    # -- answers -------------------------------------------------------------------------------------------
+    def answers(self, model_id: str, task_name: str, condition: str = "clean"):
+        """(speech-LLM answers, matched-cascade answers) on the same items under ``condition``."""
+        task, items = self.task(task_name), self.task_items(task_name)
+        llm = self.speech_llm(model_id)
+        if hasattr(llm, "flip"):      # the mutant reuses the wrapped model's answers
+            inner = self.runner.answers(llm.inner, task, items, condition)
+            llm_answers = [llm.flip(task, it, a) for it, a in zip(items, inner)]
+        else:
+            llm_answers = self.runner.answers(llm, task, items, condition)
+        return llm_answers, self.runner.answers(self.cascade(model_id), task, items, condition)
+
+    def oracle_answers(self, model_id: str, task_name: str):
+        """The matched backbone reading the gold text: the ceiling's second cascade (perfect ASR)."""
+        from harness.systems.cascade import Cascade
+
+        casc = self.cascade(model_id)
+        oracle = Cascade(None, casc.backbone, oracle=True, name=f"oracle[{split_mutant(model_id)[0]}]")
+        return self.runner.answers(oracle, self.task(task_name), self.task_items(task_name))
+
+    # -- claims --------------------------------------------------------------------------------------------
+    def verdict(self, exp: claims.Expectation, *, all_tasks: list[str] | None = None) -> Verdict:
+        """The Verdict for one expectation; ``all_tasks``: the model's agreement tasks (the FDR family)."""
+        if exp.claim == "agreement":
+            return self.agreement_verdict(exp, all_tasks or [exp.task])
+        if exp.claim == "noise":
+            return self.noise_verdict(exp)
+        if exp.claim == "emergence":
+            return claims.emergence(exp, self.lens(exp.model, exp.task))
+        if exp.claim == "collapse":
+            return self.collapse_verdict(exp)
+        raise ValueError(f"unknown claim {exp.claim!r}")
+
+    @functools.cache
+    def _agreement_stats(self, model_id: str, task_name: str):
+        task = self.task(task_name)
+        llm, casc = self.answers(model_id, task_name)
+        a, b = [x.choice for x in llm], [x.choice for x in casc]
+        k = len(task.labels) if task.kind == "classification" else len(task.items[0].options)
+        kappa = stats.agreement(a, b, seed=self.seed, n_categories=k)
+        test = stats.mcnemar([x.correct for x in llm], [x.correct for x in casc])
+        overlap = stats.error_overlap(a, b, [it.label for it in self.task_items(task_name)])
+        oracle = [x.choice for x in self.oracle_answers(model_id, task_name)]
+        ceil = stats.ceiling(a, b, oracle, seed=self.seed)
+        return kappa, test, overlap, ceil
+
+    def agreement_verdict(self, exp: claims.Expectation, family: list[str]) -> Verdict:
+        family = sorted(set(family) | {exp.task})
+        tests = {t: self._agreement_stats(exp.model, t)[1] for t in family}
+        adjusted = dict(zip(family, stats.adjust_pvalues([tests[t].p_value for t in family], "fdr_bh")))
+        kappa, test, overlap, ceil = self._agreement_stats(exp.model, exp.task)
+        return claims.agreement(exp, kappa, float(adjusted[exp.task]), test, ceiling=ceil, overlap=overlap,
+                                p_method=f"McNemar exact, BH over {len(family)} task(s)")
+
+    def noise_curve(self, model_id: str, task_name: str, kind: str) -> dict:
+        """Per condition: per-item correctness of both systems (clean + the SNR grid of ``kind`` noise)."""
+        out = {"llm": {}, "cascade": {}}
+        for cond in ["clean", *(f"{kind}@{snr}#{self.seed}" for snr in self.noise_grid)]:
+            llm, casc = self.answers(model_id, task_name, cond)
+            key = "clean" if cond == "clean" else f"{Condition.parse(cond).snr_db:g} dB"
+            out["llm"][key] = [x.correct for x in llm]
+            out["cascade"][key] = [x.correct for x in casc]
+        return out
+
+    def noise_verdict(self, exp: claims.Expectation) -> Verdict:
+        kind = exp.thresholds["kind"]
+        curve = self.noise_curve(exp.model, exp.task, kind)
+        low = f"{min(self.noise_grid):g} dB"
+        v = claims.noise(exp, llm=curve["llm"], cascade=curve["cascade"], low=low, seed=self.seed)
+        return v
+
+    # -- probes (harness.probes) -------------------------------------------------------------------------
+    @functools.cache
+    def lens(self, model_id: str, task_name: str):
+        from harness.probes import lens
+
+        return lens.run(self.speech_llm(model_id), self.task(task_name), self.task_items(task_name),
+                        self.runner, seed=self.seed)
+
+    def collapse_verdict(self, exp: claims.Expectation) -> Verdict:
+        from harness.probes import leace
+
+        res = leace.erasure_accuracies(self.speech_llm(exp.model), self.task(exp.task), self.runner,
+                                       items=self.items, seed=self.seed)
+        return claims.collapse(exp, baseline=res["baseline"], text_erased=res["text"], random_erased=res["random"],
+                               acoustic_erased=res.get("acoustic"), chance=self.task(exp.task).chance)

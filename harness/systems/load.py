@@ -1,0 +1,64 @@
+"""One entry point from a registry entry to running systems: the speech-LLM and its matched cascade.
+
+Loaded systems are kept per process (``functools.cache``) so every test of a model shares one copy —
+a session loads each model once, however many claims use it.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from harness.specs import ModelSpec, get_spec
+
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_speech_llm(spec: ModelSpec, *, trust_remote_code: bool = False, device: str | None = None):
+    """The speech-LLM behind ``spec`` (reference weights from ``fixtures/reference/<id>``; others from the hub)."""
+    device = device or _device()
+    if spec.loader == "reference":
+        from harness.reference.train import trained_system
+
+        folder = REFERENCE_DIR / spec.id
+        if not (folder / "projector.safetensors").exists():
+            raise FileNotFoundError(f"{spec.id}: no trained weights in {folder}; rebuild them with "
+                                    f"`python -m harness.reference train {spec.id}`")
+        system = trained_system(folder, spec.id)
+        digest = system.revision.split("proj:")[-1][:12]
+        if not spec.revision.startswith(digest):
+            raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but the "
+                             f"committed projector is {digest!r}; update the registry entry after retraining")
+        return system
+    if spec.loader == "hf_native":
+        from harness.systems import hf_native
+
+        return hf_native.load(spec, device=device)
+    if spec.loader == "ultravox":
+        from harness.systems import ultravox
+
+        return ultravox.load(spec, trust_remote_code=trust_remote_code, device=device)
+    if spec.loader == "api":
+        from harness.systems.api import APISpeechLLM
+
+        return APISpeechLLM(spec)
+    raise ValueError(f"{spec.id}: unknown loader {spec.loader!r}")
+
+
+@functools.cache
+def speech_llm(model_id: str, trust_remote_code: bool = False):
+    return load_speech_llm(get_spec(model_id), trust_remote_code=trust_remote_code)
+
+
+@functools.cache
+def cascade(model_id: str):
+    """The matched cascade of ``model_id`` (see :mod:`harness.systems.matched`)."""
+    from harness.systems.matched import matched_cascade
+
+    spec = get_spec(model_id)
+    return matched_cascade(spec, device=_device())
