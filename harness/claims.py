@@ -8,8 +8,8 @@ the same whichever way a model moves, and a report can say "broke" or "newly rea
 Decision rules (thresholds from the paper or from statistics, never fitted to our own fixtures):
 - **agreement**: equivalent ⇔ κ's lower CI bound ≥ κ_min and McNemar not significant after FDR across the
   model's tasks; divergent ⇔ κ's upper bound < κ_max or McNemar significant; otherwise inconclusive.
-- **emergence**: emergent ⇔ the best layer's lens precision is above its mismatched control with
-  non-overlapping CIs and ≥ precision_min.
+- **emergence**: emergent ⇔ at the best layer, lens precision minus its mismatched-transcript control has a
+  paired CI above 0, and the precision is ≥ precision_min.
 - **collapse**: collapses ⇔ accuracy with text erased is not significantly above chance (its Wilson lower
   bound ≤ chance) while the random-subspace control keeps accuracy ≥ baseline − δ (its upper bound).
 - **noise**: shrinks ⇔ the speech-LLM's accuracy advantage over its cascade at the lowest SNR is below the clean
@@ -154,25 +154,29 @@ def agreement(exp: Expectation, kappa, mcnemar_p_adjusted: float, mcnemar, *, ce
 
 
 def emergence(exp: Expectation, lens) -> Verdict:
-    """``lens``: a probes.lens result with per-layer ``precision``/``control`` means and CIs and ``best_layer``."""
+    """``lens``: ``probes.lens.LensResult`` (or its ``to_dict()``): per-layer precision, mismatched-transcript
+    control and their paired difference, each {mean, ci_low, ci_high}. Separation is judged on the paired
+    difference's CI (the same items read against their own vs another item's transcript)."""
     d = lens if isinstance(lens, dict) else lens.to_dict()
     b = d["best_layer"]
     i = d["layers"].index(b)
-    mean, lo, hi = d["precision"][i], d["precision_ci"][i][0], d["precision_ci"][i][1]
-    c_mean, c_lo, c_hi = d["control"][i], d["control_ci"][i][0], d["control_ci"][i][1]
+    prec, ctrl, diff = d["precision"], d["control"], d["difference"]
+    mean, lo, hi = prec["mean"][i], prec["ci_low"][i], prec["ci_high"][i]
     p_min = exp.thresholds["precision_min"]
-    separated = lo > c_hi
+    separated = diff["ci_low"][i] > 0
+    ctrl_txt = f"mismatched control {ctrl['mean'][i]:.3f} (difference CI [{diff['ci_low'][i]:+.3f}, " \
+               f"{diff['ci_high'][i]:+.3f}])"
     if separated and mean >= p_min:
-        observed = "emergent"
-        reason = f"layer {b}: above mismatched control {c_mean:.3f} [{c_lo:.3f}, {c_hi:.3f}] and ≥ {p_min:.2f}"
+        observed, reason = "emergent", f"layer {b}: above {ctrl_txt} and ≥ precision_min {p_min:.2f}"
     else:
         observed = "not emergent"
-        why = [] if separated else [f"CI overlaps mismatched control {c_mean:.3f} [{c_lo:.3f}, {c_hi:.3f}]"]
+        why = [] if separated else [f"not above {ctrl_txt}"]
         why += [] if mean >= p_min else [f"{mean:.3f} < precision_min {p_min:.2f}"]
         reason = f"layer {b}: " + " and ".join(why)
     return _verdict(exp, observed, statistic="lens precision", value=mean, ci=(lo, hi), n=d["n_items"],
-                    evidence={"best_layer": b, "control": c_mean, "control_ci": [c_lo, c_hi],
-                              "layers": d["layers"], "precision": d["precision"], "control_curve": d["control"]},
+                    evidence={"best_layer": b, "control": ctrl["mean"][i],
+                              "difference_ci": [diff["ci_low"][i], diff["ci_high"][i]], "layers": d["layers"],
+                              "precision": prec["mean"], "control_curve": ctrl["mean"]},
                     reason=reason)
 
 

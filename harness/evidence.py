@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import dataclasses
 from dataclasses import dataclass, field
 
 from harness import claims, stats
@@ -36,6 +37,7 @@ class Evidence:
     runner: Runner = field(default_factory=lambda: Runner(progress=True))
     seed: int = 0
     noise_grid: tuple[int, ...] = NOISE_GRID
+    fit_items: int = 64                       # LEACE fitting items (from the task's training split)
 
     # -- systems -----------------------------------------------------------------------------------------
     def speech_llm(self, model_id: str):
@@ -130,17 +132,43 @@ class Evidence:
         return v
 
     # -- probes (harness.probes) -------------------------------------------------------------------------
+    def _probe_target(self, model_id: str):
+        """Probes read the backbone of the real model (a flip mutant only changes final answers)."""
+        llm = self.speech_llm(model_id)
+        return getattr(llm, "inner", llm)
+
     @functools.cache
     def lens(self, model_id: str, task_name: str):
-        from harness.probes import lens
+        """Logit-lens precision per layer vs the mismatched-transcript control, on the claim's items."""
+        from harness.probes.lens import logit_lens
 
-        return lens.run(self.speech_llm(model_id), self.task(task_name), self.task_items(task_name),
-                        self.runner, seed=self.seed)
+        task, items = self.task(task_name), self.task_items(task_name)
+        audios = [self.runner.audio(task, it, Condition()) for it in items]
+        return logit_lens(self._probe_target(model_id), task, items, audios, seed=self.seed)
+
+    @functools.cache
+    def erasure(self, model_id: str, task_name: str):
+        """LEACE text/random/energy erasure: erasers fitted on training-split items, evaluated on the claim's items
+        (disjoint by construction); baseline answers are the runner's cached plain answers."""
+        from harness.probes.leace import leace_experiment
+
+        task, items = self.task(task_name), self.task_items(task_name)
+        fit = task.train[: self.fit_items] if task.train else ()
+        if not fit:
+            raise ValueError(f"{task_name}: LEACE needs fitting items disjoint from the evaluation items; "
+                             "this task has no training split")
+        return leace_experiment(self.runner, self._probe_target(model_id), task, fit, items, seed=self.seed,
+                                probes=False)
 
     def collapse_verdict(self, exp: claims.Expectation) -> Verdict:
-        from harness.probes import leace
-
-        res = leace.erasure_accuracies(self.speech_llm(exp.model), self.task(exp.task), self.runner,
-                                       items=self.items, seed=self.seed)
-        return claims.collapse(exp, baseline=res["baseline"], text_erased=res["text"], random_erased=res["random"],
-                               acoustic_erased=res.get("acoustic"), chance=self.task(exp.task).chance)
+        res = self.erasure(exp.model, exp.task)
+        items = {it.id: it for it in self.task_items(exp.task)}
+        gold = [items[i].label for i in res.split["eval"]]
+        correct = {k: [c == g for c, g in zip(v, gold)] for k, v in res.choices.items()}
+        v = claims.collapse(exp, baseline=correct["none"], text_erased=correct["text"],
+                            random_erased=correct["random"], acoustic_erased=correct.get("energy"),
+                            chance=self.task(exp.task).chance)
+        return dataclasses.replace(v, evidence={**v.evidence, "fit_items": len(res.split["fit"]),
+                                                "layers_erased": len(res.layers),
+                                                "max_rank": {k: max(e["ranks"].values(), default=0)
+                                                             for k, e in res.erasers.items()}})

@@ -1,0 +1,590 @@
+"""LEACE erasure of the text concept at the audio positions, with rank-matched random and acoustic controls (claim 3).
+
+If the speech-LLM answers from text it carries internally, erasing that text concept from the residual stream
+at the audio positions should collapse task accuracy, while erasing a random subspace of the same rank should
+not. Pieces:
+
+**Concept labels** (one class per audio position, -1 = unlabelled, never fitted):
+- *text* (``text_concept``): the word being spoken during that position's time span — ASR word timestamps
+  (``harness.asr``, faster-whisper) mapped onto positions by the family's seconds per audio embedding
+  (``seconds_per_position``); the word overlapping the span most wins; positions overlapping no word
+  (pauses, the padded tail of a Whisper window) are unlabelled. Classes: the ``top_k`` most frequent
+  normalised words (lowercase, punctuation stripped, stop words *kept*: they are spoken words too) of the
+  **fitting** items, plus ``<other>``. Why this choice: it is the concept the lens shows surfacing (word
+  identity at the position where it is heard) and needs no tokenizer alignment. Alternatives: the
+  backbone's first token of the word (ties the concept to one tokenizer), a label per lens-top-1 token
+  (circular: it erases what the lens reads, not what was said), or a ``<silence>`` class (mixes in
+  speech/non-speech, an acoustic distinction the energy control already covers).
+- *acoustic* (``energy_concept``): the position's frame energy (RMS in dB over its time span of the clip)
+  in ``bins`` quantile bins whose edges come from the fitting items; positions past the clip are unlabelled.
+
+**Fitting** (``fit_erasers``): one ``concept_erasure.LeaceFitter`` per (concept, layer), streamed item by item
+from one residual-stream pass per item (every concept and layer at once), on the residual stream entries of
+``SpeechLLM.residual_stream`` (entry l = input of decoder layer l). ``affine=False`` by default: the fitted
+projection is applied without re-centering on the audio-position mean (the paper's reason: that mean is out
+of distribution for other positions, e.g. generated tokens); ``affine=True`` re-centres. Each eraser is stored
+as its compact rank-r form x ↦ x − ((x − b) Rᵀ) Lᵀ.
+
+**Applying** (``erasing``): forward hooks on the decoder layers, registered with ``prepend=True`` so they run
+before transformers 5's own output-recording hooks (``utils/output_capturing.py`` records ``hidden_states``
+with forward hooks on the decoder layers; the first entry from layer 0's input). Entry l ≥ 1 is erased in
+layer l−1's *output* (= layer l's input, and what ``output_hidden_states`` records); entry 0 in a forward
+*pre*-hook on layer 0. Only the prompt's audio positions are erased (``scope="audio"``): a call whose
+sequence is at least the prompt long starts at position 0 (option scoring, generation's prefill,
+``residual_stream``); shorter calls are cached generation steps past the prompt, left alone — they still
+attend to the erased keys/values cached by the prefill. ``scope="all"`` erases every position of every
+call (generated tokens included), the paper's reading of "during generation too".
+
+**Controls**: ``random_eraser`` — a seeded orthogonal projection onto the complement of a random subspace with
+the text eraser's rank at every layer; and the acoustic concept's own LEACE eraser.
+
+``ErasedSystem`` answers like its SpeechLLM under an eraser; its fingerprint (the runner's cache key) holds
+the eraser's, a digest of the projection matrices and the config. ``leace_experiment`` runs the whole
+comparison with fitting and evaluation items disjoint, the split recorded in the result.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harness.asr import Word
+from harness.audio import SAMPLE_RATE, Audio, Condition
+from harness.runner import accuracy
+from harness.systems.base import Answer, answer_from_prefix
+from harness.tasks import Item, Task
+
+from .lens import check_aligned, normalise_piece
+
+OTHER = "<other>"
+TOP_K = 64
+ENERGY_BINS = 8
+SCOPES = ("audio", "all")
+RANK_TOL = 1e-6          # singular values of the erased part below this × the largest are numerical zeros
+
+
+# -- time ↔ audio position --------------------------------------------------------------------------------
+def seconds_per_position(system) -> float:
+    """Seconds of audio behind one audio embedding, per family (all front ends use 10 ms log-mel frames).
+
+    voxtral: Whisper conv (stride 2 → 20 ms) then ``intermediate_size / hidden_size`` frames stacked (4 → 0.08 s);
+    qwen2_audio, qwen2_5_omni: stride-2 conv then stride-2 pooling (0.04 s); granite_speech: 20 ms features
+    (two mel frames stacked), the Q-former emits ``window_size // downsample_rate`` queries per window (0.1 s);
+    phi4_multimodal: ``time_reduction × downsample_rate`` mel frames (0.08 s); Ultravox: Whisper's 20 ms ×
+    ``stack_factor`` (0.16 s at 8).
+    """
+    from harness.systems.ultravox import UltravoxSpeechLLM
+
+    cfg = system.model.config
+    if isinstance(system, UltravoxSpeechLLM):
+        return 0.02 * int(cfg.stack_factor)
+    family = getattr(system, "family_name", None)
+    if family == "voxtral":
+        return 0.02 * (cfg.audio_config.intermediate_size // cfg.audio_config.hidden_size)
+    if family in ("qwen2_audio", "qwen2_5_omni"):
+        return 0.04
+    if family == "granite_speech":
+        return 0.02 * cfg.window_size / (cfg.window_size // cfg.downsample_rate)
+    if family == "phi4_multimodal":
+        return 0.01 * cfg.audio_config.time_reduction * cfg.audio_config.downsample_rate
+    raise ValueError(f"{system.name}: seconds per audio position unknown for family {family!r} "
+                     f"({type(system).__name__}); add it to harness.probes.leace.seconds_per_position")
+
+
+def normalise_word(word: str) -> str | None:
+    """Lowercase, punctuation stripped at both ends; None when nothing alphanumeric is left (stop words kept)."""
+    return normalise_piece(word, stops=frozenset())
+
+
+def word_labels(words: Sequence[Word], n_positions: int, seconds: float) -> list[str | None]:
+    """Per audio position, the normalised word overlapping its span [i·s, (i+1)·s) most; None for none."""
+    starts = np.arange(n_positions) * seconds
+    out: list[str | None] = [None] * n_positions
+    best = np.zeros(n_positions)
+    for w in words:
+        text = normalise_word(w.text)
+        if text is None:
+            continue
+        overlap = np.minimum(starts + seconds, w.end) - np.maximum(starts, w.start)
+        for i in np.flatnonzero(overlap > best):
+            out[i], best[i] = text, overlap[i]
+    return out
+
+
+def position_energy(audio: Audio, n_positions: int, seconds: float) -> np.ndarray:
+    """RMS energy in dB of the clip under each position's span; NaN for positions past the clip's end."""
+    x = np.asarray(audio.samples, dtype=np.float64)
+    hop = seconds * SAMPLE_RATE
+    out = np.full(n_positions, np.nan)
+    for i in range(n_positions):
+        a, b = int(round(i * hop)), int(round((i + 1) * hop))
+        if a >= x.size:
+            break
+        out[i] = 10 * np.log10(np.mean(x[a:min(b, x.size)] ** 2) + 1e-10)
+    return out
+
+
+# -- concepts ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Concept:
+    """Per-position class labels over ``classes``; ``labeler(item, audio, n_positions)`` → int array, -1 = none."""
+
+    name: str
+    classes: tuple[str, ...]
+    labeler: Callable[[Item, Audio, int], np.ndarray] = field(repr=False, compare=False)
+    description: str = ""
+
+    def labels(self, item: Item, audio: Audio, n_positions: int) -> np.ndarray:
+        y = np.asarray(self.labeler(item, audio, n_positions), dtype=np.int64)
+        if y.shape != (n_positions,) or (y.size and not (-1 <= y.min() and y.max() < len(self.classes))):
+            raise ValueError(f"item {item.id!r}: concept {self.name!r} gave labels of shape {y.shape} in "
+                             f"[{y.min() if y.size else '-'}, {y.max() if y.size else '-'}]; expected "
+                             f"({n_positions},) in [-1, {len(self.classes) - 1}]")
+        return y
+
+
+def text_concept(words: Mapping[str, Sequence[Word]], fit_items: Sequence[Item], seconds: float, *,
+                 top_k: int = TOP_K) -> Concept:
+    """The word spoken at each position over the fitting items' ``top_k`` words + ``<other>`` (module doc)."""
+    missing = [it.id for it in fit_items if it.id not in words]
+    if missing:
+        raise ValueError(f"no ASR words for fitting items {missing[:5]}{'…' if len(missing) > 5 else ''}")
+    counts: dict[str, int] = {}
+    for it in fit_items:
+        for w in words[it.id]:
+            if (t := normalise_word(w.text)) is not None:
+                counts[t] = counts.get(t, 0) + 1
+    vocab = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]]
+    if not vocab:
+        raise ValueError(f"the {len(fit_items)} fitting items have no recognised words: no text concept to fit")
+    index = {w: i for i, w in enumerate(vocab)}
+
+    def labeler(item: Item, audio: Audio, n: int) -> np.ndarray:
+        if item.id not in words:
+            raise ValueError(f"item {item.id!r}: no ASR words for the text concept")
+        return np.array([-1 if w is None else index.get(w, len(vocab))
+                         for w in word_labels(words[item.id], n, seconds)])
+
+    return Concept("text", tuple(vocab) + (OTHER,), labeler,
+                   f"word spoken at the position (ASR timestamps, {seconds:g} s/position), top {top_k} + other")
+
+
+def energy_concept(fit_items: Sequence[Item], audios: Sequence[Audio], seconds: float, *,
+                   bins: int = ENERGY_BINS) -> Concept:
+    """Frame-energy bins (quantile edges from the fitting items' clips) as the acoustic control concept."""
+    check_aligned(fit_items, audios)
+    chunks = []
+    for audio in audios:
+        e = position_energy(audio, int(np.ceil(audio.duration / seconds)), seconds)
+        chunks.append(e[np.isfinite(e)])
+    values = np.concatenate(chunks) if chunks else np.array([])
+    if values.size < bins:
+        raise ValueError(f"energy concept: {values.size} positions in the fitting clips, fewer than {bins} bins")
+    edges = np.quantile(values, np.arange(1, bins) / bins)
+
+    def labeler(item: Item, audio: Audio, n: int) -> np.ndarray:
+        e = position_energy(audio, n, seconds)
+        return np.where(np.isfinite(e), np.digitize(np.nan_to_num(e), edges), -1)
+
+    return Concept("energy", tuple(f"energy-q{i}" for i in range(bins)), labeler,
+                   f"RMS dB per position ({seconds:g} s), {bins} quantile bins; edges {np.round(edges, 1).tolist()}")
+
+
+# -- erasers -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Eraser:
+    """Per residual entry: x ↦ x − ((x − bias) @ right.T) @ left.T, left [H, r], right [r, H] (float32, CPU)."""
+
+    name: str
+    left: Mapping[int, torch.Tensor] = field(repr=False)
+    right: Mapping[int, torch.Tensor] = field(repr=False)
+    bias: Mapping[int, torch.Tensor] = field(repr=False)     # empty when not affine
+    config: Mapping = field(default_factory=dict)
+    fingerprint: str = ""
+    _moved: dict = field(default_factory=dict, repr=False)   # (layer, device) → (left, right, bias) copies
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(sorted(self.left))
+
+    @property
+    def ranks(self) -> dict[int, int]:
+        return {layer: int(self.left[layer].shape[1]) for layer in self.layers}
+
+    @property
+    def dim(self) -> int:
+        return int(next(iter(self.left.values())).shape[0])
+
+    def erase(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """Apply the layer's eraser to [..., H] states (computed in float32, returned in ``h``'s dtype)."""
+        key = (layer, str(h.device))
+        if key not in self._moved:      # hooks run once per layer and decoding step: copy to the device once
+            bias = self.bias.get(layer)
+            self._moved[key] = (self.left[layer].to(h.device), self.right[layer].to(h.device),
+                                None if bias is None else bias.to(h.device))
+        left, right, bias = self._moved[key]
+        x = h.float()
+        delta = x - bias if bias is not None else x
+        return (x - (delta @ right.T) @ left.T).to(h.dtype)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "fingerprint": self.fingerprint, "layers": list(self.layers),
+                "ranks": {str(k): v for k, v in self.ranks.items()}, **dict(self.config)}
+
+
+def make_eraser(name: str, left: Mapping, right: Mapping, bias: Mapping | None = None,
+                config: Mapping | None = None) -> Eraser:
+    """An Eraser with its fingerprint: sha256 over the config and every matrix's float32 bytes."""
+    left = {int(k): v.detach().float().cpu().contiguous() for k, v in left.items()}
+    right = {int(k): v.detach().float().cpu().contiguous() for k, v in right.items()}
+    bias = {int(k): v.detach().float().cpu().contiguous() for k, v in (bias or {}).items()}
+    config = dict(config or {})
+    h = hashlib.sha256(json.dumps([name, config], sort_keys=True, default=str).encode())
+    for layer in sorted(left):
+        for part in (left[layer], right[layer], bias.get(layer)):
+            if part is not None:
+                h.update(str(tuple(part.shape)).encode())
+                h.update(part.numpy().tobytes())
+    return Eraser(name, left, right, bias, config, h.hexdigest()[:16])
+
+
+def _compact(proj_left: torch.Tensor, proj_right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The erased part L·R as its exact rank-r factors (U·S, Vh) — LEACE may hand back d×d factors."""
+    u, s, vh = torch.linalg.svd(proj_left.double() @ proj_right.double())
+    r = int((s > s[0] * RANK_TOL).sum()) if s.numel() and s[0] > 0 else 0
+    return u[:, :r] * s[:r], vh[:r]
+
+
+def eraser_from_fitters(name: str, fitters: Mapping[int, object], config: Mapping | None = None) -> Eraser:
+    """Compact ``LeaceFitter.eraser`` of every layer into one fingerprinted Eraser."""
+    left, right, bias = {}, {}, {}
+    for layer, fitter in fitters.items():
+        e = fitter.eraser
+        left[layer], right[layer] = _compact(e.proj_left, e.proj_right)
+        if e.bias is not None:
+            bias[layer] = e.bias
+    return make_eraser(name, left, right, bias, config)
+
+
+def random_eraser(like: Eraser, seed: int = 0, name: str = "random") -> Eraser:
+    """Orthogonal projection removing a seeded random subspace of ``like``'s rank at each of its layers."""
+    left, right = {}, {}
+    for layer, r in like.ranks.items():
+        gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(layer))
+        q, _ = torch.linalg.qr(torch.randn(like.dim, r, generator=gen, dtype=torch.float64))
+        left[layer], right[layer] = q, q.T
+    return make_eraser(name, left, right, None, {"kind": "random-orthogonal", "seed": seed,
+                                                 "rank_matched_to": like.fingerprint})
+
+
+def _entries(system) -> int:
+    return len(system.decoder_layers) + 1
+
+
+def _check_layers(system, layers: Sequence[int]) -> tuple[int, ...]:
+    layers = tuple(sorted({int(x) for x in layers}))
+    bad = [x for x in layers if not 0 <= x < _entries(system)]
+    if not layers or bad:
+        raise ValueError(f"{system.name}: layers {list(layers)} must be residual entries in 0..{_entries(system) - 1}")
+    return layers
+
+
+def _stream_at_audio(system, task: Task, item: Item, audio: Audio):
+    inputs = system.inputs_for(task, item, audio)
+    positions = system.audio_positions(inputs)
+    if len(positions) == 0:
+        raise ValueError(f"item {item.id!r}: {system.name} put no audio positions in the prompt")
+    return inputs, positions
+
+
+def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concepts: Sequence[Concept],
+                layers: Sequence[int], *, affine: bool = False, dtype=torch.float64) -> dict[str, Eraser]:
+    """One LEACE eraser per concept at ``layers``, streamed over ``items`` (one forward per item for all)."""
+    from concept_erasure import LeaceFitter
+
+    check_aligned(items, audios)
+    layers = _check_layers(system, layers)
+    hidden = system.model.get_input_embeddings().weight.shape[1]
+    fitters = {c.name: {layer: LeaceFitter(hidden, len(c.classes), affine=affine, dtype=dtype) for layer in layers}
+               for c in concepts}
+    seen = {c.name: np.zeros(len(c.classes), dtype=np.int64) for c in concepts}
+    for item, audio in zip(items, audios):
+        inputs, positions = _stream_at_audio(system, task, item, audio)
+        stream = system.residual_stream(inputs)
+        stream = stream[:, positions.to(stream.device)].cpu().to(dtype)
+        for c in concepts:
+            y = c.labels(item, audio, len(positions))
+            keep = y >= 0
+            if not keep.any():
+                continue
+            seen[c.name] += np.bincount(y[keep], minlength=len(c.classes))
+            z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), len(c.classes)).to(dtype)
+            mask = torch.from_numpy(keep)
+            for layer in layers:
+                fitters[c.name][layer].update(stream[layer][mask], z)
+    out = {}
+    for c in concepts:
+        if (seen[c.name] > 0).sum() < 2:
+            raise ValueError(f"concept {c.name!r}: the {len(items)} fitting items label only "
+                             f"{int(seen[c.name].sum())} positions in {(seen[c.name] > 0).sum()} class(es); "
+                             "need at least 2 classes to fit an eraser")
+        config = {"kind": "leace", "concept": c.name, "classes": list(c.classes), "description": c.description,
+                  "affine": affine, "fit_items": [it.id for it in items], "positions_per_class": seen[c.name].tolist(),
+                  "system": system.fingerprint}
+        out[c.name] = eraser_from_fitters(c.name, fitters[c.name], config)
+    return out
+
+
+# -- hooks ------------------------------------------------------------------------------------------------
+@dataclass
+class HookCounter:
+    """How often the erasure hooks ran and how often they changed something (tests read it)."""
+
+    calls: int = 0
+    erasing: int = 0
+    lengths: list = field(default_factory=list)   # sequence length of every hooked call
+
+
+@contextmanager
+def erasing(system, eraser: Eraser, positions: torch.Tensor, prompt_len: int, *, scope: str = "audio",
+            counter: HookCounter | None = None):
+    """Erase ``eraser``'s concept at ``positions`` of the prompt (or everywhere: ``scope="all"``) while inside."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r} is not one of {SCOPES}")
+    layers = _check_layers(system, eraser.layers)
+    positions = torch.as_tensor(positions, dtype=torch.long)
+    if positions.numel() and int(positions.max()) >= prompt_len:
+        raise ValueError(f"{system.name}: audio positions reach {int(positions.max())}, past the prompt "
+                         f"({prompt_len} positions)")
+    counter = counter if counter is not None else HookCounter()
+
+    def apply(layer: int, h: torch.Tensor) -> torch.Tensor | None:
+        counter.calls += 1
+        counter.lengths.append(int(h.shape[1]))
+        if scope == "all":
+            counter.erasing += 1
+            return eraser.erase(layer, h)
+        if h.shape[1] < prompt_len:        # a cached generation step: positions ≥ prompt_len, nothing to erase
+            return None
+        idx = positions.to(h.device)
+        out = h.clone()
+        out[:, idx] = eraser.erase(layer, h[:, idx])
+        counter.erasing += 1
+        return out
+
+    def post(layer):
+        def hook(module, args, output):
+            h = output[0] if isinstance(output, tuple) else output
+            new = apply(layer, h)
+            if new is None:
+                return None
+            return (new,) + tuple(output[1:]) if isinstance(output, tuple) else new
+        return hook
+
+    def pre(layer):
+        def hook(module, args, kwargs):
+            if args:
+                new = apply(layer, args[0])
+                return None if new is None else ((new,) + tuple(args[1:]), kwargs)
+            new = apply(layer, kwargs["hidden_states"])
+            return None if new is None else (args, {**kwargs, "hidden_states": new})
+        return hook
+
+    decoder = system.decoder_layers
+    handles = []
+    try:
+        for layer in layers:
+            if layer == 0:
+                handles.append(decoder[0].register_forward_pre_hook(pre(0), with_kwargs=True, prepend=True))
+            else:
+                handles.append(decoder[layer - 1].register_forward_hook(post(layer), prepend=True))
+        yield counter
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def erased_stream(system, eraser: Eraser | None, inputs: dict, *, scope: str = "audio") -> torch.Tensor:
+    """``residual_stream(inputs)`` [L+1, T, H] with ``eraser`` hooked in (plain stream when None)."""
+    if eraser is None:
+        return system.residual_stream(inputs)
+    with erasing(system, eraser, system.audio_positions(inputs), inputs["input_ids"].shape[-1], scope=scope):
+        return system.residual_stream(inputs)
+
+
+class ErasedSystem:
+    """A SpeechLLM answering with ``eraser`` hooked into its decoder (scoring and generation alike)."""
+
+    needs_audio = True
+
+    def __init__(self, system, eraser: Eraser, *, scope: str = "audio", name: str | None = None):
+        if scope not in SCOPES:
+            raise ValueError(f"scope {scope!r} is not one of {SCOPES}")
+        _check_layers(system, eraser.layers)
+        hidden = system.model.get_input_embeddings().weight.shape[1]
+        if eraser.dim != hidden:
+            raise ValueError(f"eraser {eraser.name!r} is for width {eraser.dim}, {system.name} has {hidden}")
+        self.system, self.eraser, self.scope = system, eraser, scope
+        self.name = name or f"{system.name}-erased[{eraser.name}]"
+        self.fingerprint = f"erased[{system.fingerprint}|eraser:{eraser.fingerprint}|scope:{scope}]"
+        self.counter = HookCounter()
+
+    def answer(self, task: Task, item: Item, audio: Audio | None) -> Answer:
+        if audio is None:
+            raise ValueError(f"item {item.id!r}: {self.name} needs audio (got none)")
+        inputs, positions = _stream_at_audio(self.system, task, item, audio)
+        embeds = self.system.prefix_embeds(inputs)
+        with erasing(self.system, self.eraser, positions, embeds.shape[0], scope=self.scope, counter=self.counter):
+            return answer_from_prefix(self.system.backbone, task, item, embeds)
+
+
+# -- linear probes after erasure --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbeScore:
+    """A fresh logistic-regression probe's held-out accuracy vs the majority-class rate (chance)."""
+
+    layer: int
+    accuracy: float
+    chance: float
+    n_train: int
+    n_test: int
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "accuracy": self.accuracy, "chance": self.chance,
+                "n_train": self.n_train, "n_test": self.n_test}
+
+
+def linear_probe(x_train, y_train, x_test, y_test, *, seed: int = 0) -> tuple[float, float]:
+    """(accuracy, majority-class accuracy) of a standardised multinomial LogisticRegression on held-out data."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    classes, counts = np.unique(y_train, return_counts=True)
+    chance = float(np.mean(y_test == classes[np.argmax(counts)]))
+    if classes.size < 2:
+        return chance, chance
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    probe.fit(np.asarray(x_train), y_train)
+    return float(probe.score(np.asarray(x_test), y_test)), chance
+
+
+def probe_accuracy(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concept: Concept,
+                   layers: Sequence[int], *, eraser: Eraser | None = None, scope: str = "audio",
+                   seed: int = 0) -> dict[int, ProbeScore]:
+    """Per layer: train a fresh probe for ``concept`` on half the items' labelled positions (seeded split by
+    item, so no clip is in both halves), test on the other half — on the stream with ``eraser`` hooked in."""
+    check_aligned(items, audios)
+    layers = _check_layers(system, layers)
+    if len(items) < 2:
+        raise ValueError(f"a held-out probe needs at least 2 items, got {len(items)}")
+    xs: dict[int, list] = {layer: [] for layer in layers}
+    ys, groups = [], []
+    for k, (item, audio) in enumerate(zip(items, audios)):
+        inputs, positions = _stream_at_audio(system, task, item, audio)
+        y = concept.labels(item, audio, len(positions))
+        keep = torch.from_numpy(y >= 0)
+        stream = erased_stream(system, eraser, inputs, scope=scope)
+        stream = stream[:, positions.to(stream.device)].cpu()
+        for layer in layers:
+            xs[layer].append(stream[layer][keep].numpy())
+        ys.append(y[y >= 0])
+        groups.append(np.full(int(keep.sum()), k))
+    y, g = np.concatenate(ys), np.concatenate(groups)
+    order = np.random.default_rng(seed).permutation(len(items))
+    train = np.isin(g, order[: len(items) // 2])
+    if not train.any() or train.all():
+        raise ValueError(f"concept {concept.name!r}: one half of the probe split has no labelled positions")
+    out = {}
+    for layer in layers:
+        x = np.concatenate(xs[layer])
+        acc, chance = linear_probe(x[train], y[train], x[~train], y[~train], seed=seed)
+        out[layer] = ProbeScore(layer, acc, chance, int(train.sum()), int((~train).sum()))
+    return out
+
+
+# -- the whole comparison ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LeaceResult:
+    """Accuracy and probe results under each eraser; the fit/eval split is part of the result."""
+
+    system: str
+    task: str
+    layers: tuple[int, ...]
+    split: dict                   # {"fit": [ids], "eval": [ids]}
+    settings: dict
+    erasers: dict                 # condition → Eraser.to_dict()
+    accuracy: dict                # condition → accuracy on the eval items
+    choices: dict = field(repr=False)          # condition → per-item choices
+    probes: dict = field(default_factory=dict)  # concept → condition → [ProbeScore.to_dict()]
+
+    def to_dict(self) -> dict:
+        return {"system": self.system, "task": self.task, "layers": list(self.layers), "split": self.split,
+                "settings": self.settings, "erasers": self.erasers, "accuracy": self.accuracy,
+                "choices": self.choices, "probes": self.probes}
+
+
+def _even(layers: Sequence[int], n: int) -> list[int]:
+    picks = np.unique(np.linspace(0, len(layers) - 1, num=min(n, len(layers))).round().astype(int))
+    return [layers[i] for i in picks]
+
+
+def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval_items: Sequence[Item], *,
+                     layers: Sequence[int] | None = None, probe_layers: Sequence[int] | None = None,
+                     words: Mapping[str, Sequence[Word]] | None = None, asr=None, top_k: int = TOP_K,
+                     energy_bins: int = ENERGY_BINS, affine: bool = False, scope: str = "audio", seed: int = 0,
+                     condition: Condition | str = "clean", probes: bool = True) -> LeaceResult:
+    """Fit text + energy erasers on ``fit_items``, build the random control, and on ``eval_items`` measure task
+    accuracy under none/text/random/energy (answers via ``runner``) and fresh linear probes after erasure.
+
+    ``layers``: residual entries to erase at (default: every decoder layer's input, 0..L−1). ``words``: item id →
+    ASR words; transcribed with ``asr`` (default the packaged faster-whisper) when not given.
+    """
+    overlap = sorted({it.id for it in fit_items} & {it.id for it in eval_items})
+    if overlap:
+        raise ValueError(f"fitting and evaluation items must be disjoint; shared: {overlap[:5]}"
+                         f"{'…' if len(overlap) > 5 else ''} ({len(overlap)} items)")
+    if not fit_items or not eval_items:
+        raise ValueError(f"need fitting and evaluation items (got {len(fit_items)} and {len(eval_items)})")
+    condition = Condition.parse(condition)
+    layers = _check_layers(system, range(len(system.decoder_layers)) if layers is None else layers)
+    probe_layers = _check_layers(system, _even(layers, 4) if probe_layers is None else probe_layers)
+    fit_audio = [runner.audio(task, it, condition) for it in fit_items]
+    eval_audio = [runner.audio(task, it, condition) for it in eval_items]
+    if words is None:
+        from harness.asr import load_asr
+
+        asr = asr or load_asr()
+        words = {it.id: asr.transcribe(a).words for it, a in zip([*fit_items, *eval_items], [*fit_audio, *eval_audio])}
+    seconds = seconds_per_position(system)
+    text = text_concept(words, fit_items, seconds, top_k=top_k)
+    energy = energy_concept(fit_items, fit_audio, seconds, bins=energy_bins)
+    fitted = fit_erasers(system, task, fit_items, fit_audio, [text, energy], layers, affine=affine)
+    erasers = {"text": fitted["text"], "random": random_eraser(fitted["text"], seed), "energy": fitted["energy"]}
+    systems = {"none": system, **{k: ErasedSystem(system, e, scope=scope) for k, e in erasers.items()}}
+    answers = {k: runner.answers(s, task, eval_items, condition) for k, s in systems.items()}
+    probe_out: dict = {}
+    if probes:
+        for concept, conditions in ((text, ("none", "text", "random")), (energy, ("none", "energy"))):
+            probe_out[concept.name] = {
+                cond: [s.to_dict() for s in probe_accuracy(system, task, eval_items, eval_audio, concept,
+                                                           probe_layers, eraser=erasers.get(cond), scope=scope,
+                                                           seed=seed).values()]
+                for cond in conditions}
+    return LeaceResult(
+        system=system.name, task=task.name, layers=layers,
+        split={"fit": [it.id for it in fit_items], "eval": [it.id for it in eval_items]},
+        settings={"affine": affine, "scope": scope, "top_k": top_k, "energy_bins": energy_bins, "seed": seed,
+                  "condition": str(condition), "seconds_per_position": seconds, "probe_layers": list(probe_layers),
+                  "text_concept": text.description, "energy_concept": energy.description},
+        erasers={k: e.to_dict() for k, e in erasers.items()},
+        accuracy={k: accuracy(a) for k, a in answers.items()},
+        choices={k: [x.choice for x in a] for k, a in answers.items()},
+        probes=probe_out)

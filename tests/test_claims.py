@@ -1,0 +1,173 @@
+"""harness.claims: expectations from the TOML files, and the four decision rules on real statistics."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from harness import claims, stats
+from harness.verdict import Verdict
+
+TS, TI = ["topic", "sentiment", "commonsense"], ["speaking_rate"]
+
+
+def _exp(claim, expected, **thresholds):
+    defaults = claims.load_defaults()["thresholds"][claim]
+    return claims.Expectation("m", "sentiment", claim, expected, {**defaults, **thresholds}, {"value": 0.75, "tier": "N"})
+
+
+# -- expectations ---------------------------------------------------------------------------------------
+def test_a_new_model_gets_the_defaults_per_task_kind():
+    exps = claims.expectations("some-new-model", text_sufficient=TS, text_insufficient=TI)
+    by = {(e.task, e.claim, e.thresholds.get("kind")): e.expected for e in exps}
+    assert by[("topic", "agreement", None)] == "equivalent"
+    assert by[("speaking_rate", "agreement", None)] == "divergent"
+    assert by[("sentiment", "noise", "white")] == by[("sentiment", "noise", "babble")] == "shrinks"
+    assert all(e.source.startswith("defaults.toml") for e in exps)
+
+
+def test_a_paper_model_keeps_paper_value_tier_and_seed_visible():
+    exps = claims.expectations("qwen2-audio-7b-instruct", text_sufficient=TS, text_insufficient=TI)
+    e = next(x for x in exps if x.task == "sentiment" and x.claim == "agreement")
+    assert e.expected == "divergent" and e.paper["value"] == 0.54 and e.paper["tier"] == "N"
+    assert "0.45" in e.paper["seed"]            # the press summary's disagreeing number stays visible
+    assert e.thresholds["kappa_min"] == 0.70
+
+
+@pytest.mark.parametrize("body, message", [
+    ('model = "x"\n[tasks.topic]\nagreement = "maybe"\n', "'maybe' is not one of"),
+    ('model = "x"\n[tasks.topic]\nvibes = "equivalent"\n', "unknown claim 'vibes'"),
+    ('model = "x"\n[tasks.topic]\nagreement = { paper = 0.9 }\n', "needs an 'expected' outcome"),
+    ('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", kapa_min = 0.8 }\n', "unknown keys ['kapa_min']"),
+    ('model = "y"\n', "model = 'y', expected 'x'"),
+    ('model = "x"\n[tasks.topic\n', "x.toml"),
+])
+def test_bad_claims_files_name_the_file_and_the_problem(tmp_path, body, message):
+    (tmp_path / "defaults.toml").write_text((claims.CLAIMS_DIR / "defaults.toml").read_text())
+    (tmp_path / "x.toml").write_text(body)
+    with pytest.raises(claims.ClaimsFileError) as err:
+        claims.expectations("x", text_sufficient=TS, text_insufficient=TI, directory=tmp_path)
+    assert message in str(err.value)
+
+
+def test_per_entry_threshold_override(tmp_path):
+    (tmp_path / "defaults.toml").write_text((claims.CLAIMS_DIR / "defaults.toml").read_text())
+    (tmp_path / "x.toml").write_text('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", kappa_min = 0.8 }\n')
+    [e] = claims.expectations("x", text_sufficient=TS, text_insufficient=TI, directory=tmp_path)
+    assert e.thresholds["kappa_min"] == 0.8 and e.thresholds["kappa_max"] == 0.70
+
+
+# -- agreement --------------------------------------------------------------------------------------------
+def _answers(n, flip, seed=0, labels=("negative", "positive")):
+    rng = random.Random(seed)
+    gold = [labels[i % 2] for i in range(n)]
+    casc = [g if rng.random() < 0.9 else labels[1 - labels.index(g)] for g in gold]
+    llm = [c if rng.random() >= flip else labels[1 - labels.index(c)] for c in casc]
+    return gold, llm, casc
+
+
+def _agreement(flip, expected="equivalent", n=200):
+    gold, llm, casc = _answers(n, flip)
+    kappa = stats.agreement(llm, casc, n_categories=2)
+    test = stats.mcnemar([a == g for a, g in zip(llm, gold)], [c == g for c, g in zip(casc, gold)])
+    return claims.agreement(_exp("agreement", expected), kappa, test.p_value, test)
+
+
+def test_identical_answers_are_equivalent():
+    v = _agreement(0.0)
+    assert v.passed and v.observed == "equivalent" and v.value == pytest.approx(1.0) and v.n == 200
+
+
+def test_a_third_flipped_is_divergent_and_the_line_says_why():
+    v = _agreement(0.33)
+    assert not v.passed and v.observed == "divergent"
+    line = v.line()
+    assert line.startswith("m/sentiment: NOT equivalent (observed: divergent) — κ=")
+    assert "κ_max 0.70" in line and "paper 0.75 (N)" in line and "n=200" in line
+    assert v.ci[1] < 0.70
+
+
+def test_divergent_expectation_passes_on_divergence():
+    assert _agreement(0.33, expected="divergent").passed
+
+
+def test_significant_mcnemar_alone_makes_divergent():
+    gold = ["positive"] * 100 + ["negative"] * 100
+    casc = list(gold)
+    llm = ["negative"] * 200            # directional: the speech-LLM loses every positive item
+    kappa = stats.agreement(llm, casc, n_categories=2)
+    test = stats.mcnemar([a == g for a, g in zip(llm, gold)], [c == g for c, g in zip(casc, gold)])
+    v = claims.agreement(_exp("agreement", "equivalent"), kappa, test.p_value, test)
+    assert v.observed == "divergent" and "McNemar significant" in v.reason
+
+
+# -- emergence ----------------------------------------------------------------------------------------------
+def _lens(prec, ctrl, half=0.02):
+    def curve(vals, h):
+        return {"mean": vals, "ci_low": [v - h for v in vals], "ci_high": [v + h for v in vals]}
+    return {"layers": [0, 1, 2], "best_layer": 2, "n_items": 50, "precision": curve([0.01, 0.05, prec], half),
+            "control": curve([0.01, 0.02, ctrl], half),
+            "difference": curve([0.0, 0.03, prec - ctrl], 0.015)}
+
+
+def test_emergence_needs_separation_and_the_threshold():
+    assert claims.emergence(_exp("emergence", "emergent"), _lens(0.34, 0.05)).observed == "emergent"
+    low = claims.emergence(_exp("emergence", "emergent"), _lens(0.12, 0.05))
+    assert low.observed == "not emergent" and "< precision_min 0.20" in low.reason
+    overlap = claims.emergence(_exp("emergence", "emergent"), _lens(0.25, 0.24))
+    assert overlap.observed == "not emergent" and "not above mismatched control" in overlap.reason
+
+
+# -- collapse -------------------------------------------------------------------------------------------------
+def _bools(n, share, seed):
+    rng = random.Random(seed)
+    k = round(n * share)
+    out = [True] * k + [False] * (n - k)
+    rng.shuffle(out)
+    return out
+
+
+def test_collapse_at_chance_with_a_holding_random_control():
+    n = 120
+    v = claims.collapse(_exp("collapse", "collapses"), baseline=_bools(n, 0.85, 1), text_erased=_bools(n, 0.5, 2),
+                        random_erased=_bools(n, 0.82, 3), chance=0.5)
+    assert v.passed and v.observed == "collapses" and v.ci[0] <= 0.5 and v.p > 0.05
+
+
+def test_no_collapse_when_text_erasure_leaves_accuracy_or_the_control_drops_too():
+    n = 120
+    high = claims.collapse(_exp("collapse", "collapses"), baseline=_bools(n, 0.85, 1),
+                           text_erased=_bools(n, 0.8, 2), random_erased=_bools(n, 0.82, 3), chance=0.5)
+    assert high.observed == "does not collapse" and "above chance" in high.reason
+    both = claims.collapse(_exp("collapse", "collapses"), baseline=_bools(n, 0.85, 1),
+                           text_erased=_bools(n, 0.5, 2), random_erased=_bools(n, 0.5, 3), chance=0.5)
+    assert both.observed == "does not collapse" and "random control also drops" in both.reason
+
+
+def test_collapse_rejects_mismatched_item_lists():
+    with pytest.raises(ValueError, match="same non-empty items"):
+        claims.collapse(_exp("collapse", "collapses"), baseline=[True] * 5, text_erased=[True] * 4,
+                        random_erased=[True] * 5, chance=0.5)
+
+
+# -- noise ------------------------------------------------------------------------------------------------------
+def test_noise_reversal_and_shrink_and_no_change():
+    n = 200
+    exp = dict(_exp("noise", "reverses").thresholds, kind="white")
+    e = claims.Expectation("m", "sentiment", "noise", "reverses", exp)
+    llm = {"clean": _bools(n, 0.90, 1), "0 dB": _bools(n, 0.55, 2)}
+    casc = {"clean": _bools(n, 0.85, 3), "0 dB": _bools(n, 0.75, 4)}
+    v = claims.noise(e, llm=llm, cascade=casc, low="0 dB")
+    assert v.passed and v.observed == "reverses" and v.condition == "white"
+    assert v.evidence["advantage"]["clean"] == pytest.approx(0.05) and v.evidence["advantage"]["0 dB"] == pytest.approx(-0.2)
+    same = claims.noise(e, llm={"clean": llm["clean"], "0 dB": llm["clean"]},
+                        cascade={"clean": casc["clean"], "0 dB": casc["clean"]}, low="0 dB")
+    assert same.observed == "does not shrink" and not same.passed
+    assert claims.noise(e, llm=llm, cascade=casc, low="0 dB").to_dict() == v.to_dict()   # deterministic
+
+
+def test_verdict_round_trips_and_rejects_unknown_claims():
+    v = _agreement(0.33)
+    assert Verdict.from_dict(v.to_dict()) == v
+    with pytest.raises(ValueError, match="unknown claim"):
+        Verdict("m", "t", "vibes", "x", "y", False, "s", 0.0)

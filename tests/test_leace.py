@@ -1,0 +1,287 @@
+"""LEACE erasers: they remove a planted linear concept and nothing orthogonal to it; their hooks act at the audio
+positions during scoring *and* generation, before transformers records hidden states; erased answers get
+their own runner cache key; and the whole comparison runs on tiny configs of every native class.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from harness.asr import Word
+from harness.audio import Audio, Condition
+from harness.probes import leace
+from harness.runner import Runner
+from harness.tasks import load_task
+from tests import tiny_models
+from tests.test_lens import synthetic_clip, tiny_system
+
+EXPECTED_SECONDS = {"qwen2_audio": 0.04, "voxtral": 0.08, "granite_speech": 0.1, "phi4_multimodal": 0.08,
+                    "qwen2_5_omni": 0.04}
+
+
+class SyntheticRunner(Runner):
+    def clean_audio(self, item):
+        return synthetic_clip(item)
+
+
+def fake_words(item, audio):
+    """Word timestamps spread evenly over the clip (stands in for ASR on the synthetic tones)."""
+    words = item.text.split()
+    step = 0.9 * audio.duration / len(words)
+    return tuple(Word(w, k * step, (k + 0.8) * step, 1.0) for k, w in enumerate(words))
+
+
+# -- synthetic data: a planted concept ------------------------------------------------------------------------
+def _planted(n=4000, d=16, seed=0):
+    """x = noise + 2·e_z (z in 4 classes along e_0..e_3) + 1.5·(2y−1)·e_10 (an orthogonal binary signal)."""
+    rng = np.random.default_rng(seed)
+    z, y = rng.integers(0, 4, n), rng.integers(0, 2, n)
+    x = rng.standard_normal((n, d))
+    x[np.arange(n), z] += 2.0
+    x[:, 10] += 1.5 * (2 * y - 1)
+    return torch.from_numpy(x), z, y
+
+
+def _fit(x, z, affine):
+    from concept_erasure import LeaceFitter
+
+    fitter = LeaceFitter(x.shape[1], 4, affine=affine, dtype=torch.float64)
+    fitter.update(x, torch.nn.functional.one_hot(torch.from_numpy(z), 4).double())
+    return leace.eraser_from_fitters("planted", {3: fitter}, {"kind": "leace", "affine": affine})
+
+
+def _probe(x, labels, split=3000):
+    return leace.linear_probe(x[:split], labels[:split], x[split:], labels[split:])
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_planted_concept_is_removed_and_the_orthogonal_signal_kept(affine):
+    x, z, y = _planted()
+    fit_x, fit_z = x[:3000], z[:3000]                  # fitted on the probe's training half only
+    eraser = _fit(fit_x, fit_z, affine)
+    assert eraser.ranks == {3: 3}                      # 4 one-hot classes, centred → rank 3
+    erased = eraser.erase(3, x.float()).numpy()
+    acc_before, chance = _probe(x.numpy(), z)
+    acc_after, _ = _probe(erased, z)
+    assert acc_before > 0.6 and chance < 0.3
+    assert acc_after < chance + 0.04, (acc_after, chance)            # a fresh probe falls to chance
+    keep_before, _ = _probe(x.numpy(), y)
+    keep_after, _ = _probe(erased, y)
+    assert keep_before > 0.9 and keep_after > keep_before - 0.02     # the orthogonal signal is intact
+
+
+def test_random_eraser_is_rank_matched_orthogonal_seeded_and_mostly_harmless():
+    x, z, _ = _planted()
+    text = _fit(x[:3000], z[:3000], affine=False)
+    rnd = leace.random_eraser(text, seed=0)
+    assert rnd.ranks == text.ranks and rnd.bias == {}
+    q = rnd.left[3]
+    torch.testing.assert_close(rnd.right[3] @ q, torch.eye(3), atol=1e-5, rtol=0)   # orthonormal basis
+    assert leace.random_eraser(text, seed=0).fingerprint == rnd.fingerprint
+    assert leace.random_eraser(text, seed=1).fingerprint != rnd.fingerprint != text.fingerprint
+    acc, chance = _probe(rnd.erase(3, x.float()).numpy(), z)
+    assert acc > chance + 0.2                          # a random rank-3 cut leaves the concept decodable
+
+
+# -- labels ------------------------------------------------------------------------------------------------------
+def test_word_labels_follow_the_timestamps():
+    words = [Word("Hello,", 0.0, 0.35, 1.0), Word("world!", 0.40, 0.80, 1.0), Word("...", 0.8, 0.9, 1.0)]
+    got = leace.word_labels(words, 12, 0.08)
+    assert got == ["hello"] * 5 + ["world"] * 5 + [None, None]
+
+
+def test_text_concept_vocabulary_comes_from_fitting_items_only():
+    task = load_task("sentiment")
+    fit, held = list(task.items[:4]), task.items[5]
+    audios = {it.id: synthetic_clip(it) for it in [*fit, held]}
+    words = {i: fake_words(it, audios[i]) for i, it in ((it.id, it) for it in [*fit, held])}
+    concept = leace.text_concept(words, fit, 0.08, top_k=5)
+    assert len(concept.classes) == 6 and concept.classes[-1] == leace.OTHER
+    fit_words = {leace.normalise_word(w.text) for it in fit for w in words[it.id]}
+    assert set(concept.classes[:-1]) <= fit_words
+    y = concept.labels(held, audios[held.id], 30)
+    assert y.shape == (30,) and y.min() >= -1 and (y == -1).any() and (y >= 0).any()
+    with pytest.raises(ValueError, match="no ASR words for fitting items"):
+        leace.text_concept({}, fit, 0.08)
+
+
+def test_energy_concept_bins_loudness_and_skips_positions_past_the_clip():
+    t = np.arange(16000) / 16000
+    x = np.where(t < 0.5, 0.3, 0.01) * np.sin(2 * np.pi * 200 * t)
+    audio = Audio(x.astype(np.float32), item_id="a")
+    item = load_task("sentiment").items[0]
+    concept = leace.energy_concept([item], [Audio(x.astype(np.float32), item_id=item.id)], 0.1, bins=2)
+    y = concept.labels(item, audio, 14)
+    assert y[:5].tolist() == [1] * 5 and y[5:10].tolist() == [0] * 5 and y[10:].tolist() == [-1] * 4
+
+
+def test_seconds_per_position_is_known_per_family_and_refuses_unknown_ones():
+    task = load_task("sentiment")
+    item = task.items[0]
+    for family in tiny_models.FAMILIES:
+        system = tiny_system(family)
+        seconds = leace.seconds_per_position(system)
+        assert seconds == pytest.approx(EXPECTED_SECONDS[family])
+        for dur in (2.0, 4.0):   # the positions cover the clip (Voxtral: its fixed 30 s window)
+            n = len(system.audio_positions(system.inputs_for(task, item, synthetic_clip(item, dur))))
+            covered = 30.0 if family == "voxtral" else dur
+            assert covered <= n * seconds + 1e-6 <= covered + 0.3, (family, dur, n)
+
+    class Unknown:
+        name, family_name = "mystery", "mystery"
+        model = torch.nn.Linear(1, 1)
+        model.config = None
+    with pytest.raises(ValueError, match="mystery.*unknown for family 'mystery'"):
+        leace.seconds_per_position(Unknown())
+
+
+# -- hooks on every native class -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def task():
+    return load_task("sentiment")
+
+
+@pytest.fixture(scope="module", params=tiny_models.FAMILIES)
+def system(request):
+    return tiny_system(request.param)
+
+
+def _concepts(system, task, items):
+    audios = [synthetic_clip(it) for it in items]
+    seconds = leace.seconds_per_position(system)
+    words = {it.id: fake_words(it, a) for it, a in zip(items, audios)}
+    return audios, [leace.text_concept(words, items, seconds, top_k=8),
+                    leace.energy_concept(items, audios, seconds, bins=4)]
+
+
+def _full_eraser(system, layers):
+    """Erases everything (left = right = I): the audio positions become 0 at every hooked layer."""
+    h = system.model.get_input_embeddings().weight.shape[1]
+    eye = torch.eye(h)
+    return leace.make_eraser("everything", {k: eye for k in layers}, {k: eye for k in layers})
+
+
+def test_fit_erasers_on_every_native_class(system, task):
+    items = list(task.train[:4])
+    audios, concepts = _concepts(system, task, items)
+    layers = range(len(system.decoder_layers) + 1)          # every residual entry, incl. the final output
+    first = leace.fit_erasers(system, task, items, audios, concepts, layers)
+    second = leace.fit_erasers(system, task, items, audios, concepts, layers)
+    h = system.model.get_input_embeddings().weight.shape[1]
+    for name, eraser in first.items():
+        assert eraser.fingerprint == second[name].fingerprint          # deterministic
+        assert eraser.layers == tuple(layers) and eraser.dim == h and eraser.bias == {}
+        assert all(0 < r < len(eraser.config["classes"]) for r in eraser.ranks.values())
+        assert eraser.config["fit_items"] == [it.id for it in items]
+    affine = leace.fit_erasers(system, task, items, audios, concepts[1:], [1], affine=True)["energy"]
+    assert set(affine.bias) == {1} and affine.config["affine"] is True
+
+
+def test_hooks_erase_audio_positions_before_transformers_records_them(system, task):
+    item = task.items[0]
+    inputs = system.inputs_for(task, item, synthetic_clip(item))
+    positions = system.audio_positions(inputs)
+    embeds = system.prefix_embeds(inputs)
+    n = len(system.decoder_layers)
+    eraser = _full_eraser(system, range(n))                   # entries 0..L-1: pre-hook on 0, post-hooks after
+    mask = torch.ones(1, len(embeds), dtype=torch.long)
+    with torch.no_grad():
+        plain = system.backbone.model(inputs_embeds=embeds[None], attention_mask=mask, output_hidden_states=True)
+        with leace.erasing(system, eraser, positions, len(embeds)) as counter:
+            erased = system.backbone.model(inputs_embeds=embeds[None], attention_mask=mask,
+                                           output_hidden_states=True)
+    assert counter.calls == counter.erasing == n
+    other = torch.ones(len(embeds), dtype=torch.bool)
+    other[positions] = False
+    for entry in range(n):       # transformers' recorded hidden states already hold the erased values
+        rec = erased.hidden_states[entry][0]
+        assert rec[positions].abs().max() == 0, entry
+        if entry == 0:
+            torch.testing.assert_close(rec[other], plain.hidden_states[0][0][other])
+    assert not torch.allclose(erased.logits[0, -1], plain.logits[0, -1])
+    # hooks are gone afterwards
+    with torch.no_grad():
+        again = system.backbone.model(inputs_embeds=embeds[None], attention_mask=mask).logits
+    torch.testing.assert_close(again, plain.logits)
+
+
+def test_hooks_stay_active_during_generation(system, task):
+    item = task.items[0]
+    inputs = system.inputs_for(task, item, synthetic_clip(item))
+    positions = system.audio_positions(inputs)
+    embeds = system.prefix_embeds(inputs)
+    layers = range(1, len(system.decoder_layers) + 1)
+    eraser = _full_eraser(system, layers)
+    with leace.erasing(system, eraser, positions, len(embeds)) as counter:
+        system.backbone.generate(embeds, max_new_tokens=3)
+    # prefill (full prompt) erased once per hooked layer; every cached step still runs the hooks, erasing nothing
+    assert counter.lengths.count(len(embeds)) == counter.erasing == len(layers)
+    assert counter.calls > counter.erasing and set(counter.lengths) - {len(embeds)} == {1}
+    with leace.erasing(system, eraser, positions, len(embeds), scope="all") as everywhere:
+        system.backbone.generate(embeds, max_new_tokens=3)
+    assert everywhere.erasing == everywhere.calls == counter.calls
+
+
+def test_erased_system_through_the_runner(system, task):
+    items = list(task.items[:3])
+    big = _full_eraser(system, range(len(system.decoder_layers)))
+    erased = leace.ErasedSystem(system, big)
+    plain = SyntheticRunner(disk_cache=False, progress=False).answers(system, task, items)
+    first = SyntheticRunner(disk_cache=False, progress=False).answers(erased, task, items)
+    second = SyntheticRunner(disk_cache=False, progress=False).answers(leace.ErasedSystem(system, big), task, items)
+    assert [a.to_json() for a in first] == [a.to_json() for a in second]             # deterministic
+    assert [a.scores for a in first] != [a.scores for a in plain]                    # the hooks were active
+    assert erased.counter.erasing == len(items) * len(big.layers)
+    runner = Runner(disk_cache=False)
+
+    def key(s):
+        return runner.key(s, task, items[0], Condition())
+
+    other = leace.random_eraser(big, seed=0)
+    assert len({key(system), key(erased), key(leace.ErasedSystem(system, other)),
+                key(leace.ErasedSystem(system, big, scope="all"))}) == 4
+    assert key(erased) == key(leace.ErasedSystem(system, big))
+    with pytest.raises(ValueError, match="width"):
+        leace.ErasedSystem(system, leace.make_eraser("w", {1: torch.eye(7)}, {1: torch.eye(7)}))
+    with pytest.raises(ValueError, match="residual entries"):
+        leace.ErasedSystem(system, _full_eraser(system, [len(system.decoder_layers) + 1]))
+
+
+def test_leace_experiment_end_to_end(system, task):
+    fit, evaluation = list(task.train[:4]), list(task.items[:4])
+    runner = SyntheticRunner(disk_cache=False, progress=False)
+    words = {it.id: fake_words(it, runner.clean_audio(it)) for it in fit + evaluation}
+    kw = dict(words=words, top_k=8, energy_bins=4, layers=[0, 1])
+    result = leace.leace_experiment(runner, system, task, fit, evaluation, **kw)
+    d = json.loads(json.dumps(result.to_dict()))
+    assert d["split"] == {"fit": [it.id for it in fit], "eval": [it.id for it in evaluation]}
+    assert set(d["accuracy"]) == {"none", "text", "random", "energy"}
+    assert d["erasers"]["random"]["ranks"] == d["erasers"]["text"]["ranks"]
+    assert d["settings"]["affine"] is False and d["settings"]["scope"] == "audio"
+    assert set(d["probes"]) == {"text", "energy"} and set(d["probes"]["text"]) == {"none", "text", "random"}
+    for scores in d["probes"]["text"].values():
+        assert [s["layer"] for s in scores] == [0, 1] and all(0 <= s["accuracy"] <= 1 for s in scores)
+    again = leace.leace_experiment(SyntheticRunner(disk_cache=False, progress=False), system, task, fit,
+                                   evaluation, **kw)
+    assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(d, sort_keys=True)
+    with pytest.raises(ValueError, match="disjoint.*" + evaluation[0].id):
+        leace.leace_experiment(runner, system, task, [evaluation[0], *fit], evaluation, **kw)
+
+
+# -- the untrained reference model -----------------------------------------------------------------------------
+def test_reference_model_erasure_changes_scores_and_keeps_them_deterministic(task):
+    from harness.reference import assemble
+
+    ref = assemble.system()
+    item = task.items[0]
+    audio = synthetic_clip(item, seconds=3.0)
+    big = _full_eraser(ref, [1, 15])
+    rnd = leace.random_eraser(leace.make_eraser("rank8", {k: torch.eye(576)[:, :8] for k in (1, 15)},
+                                                {k: torch.eye(576)[:8] for k in (1, 15)}), seed=0)
+    assert rnd.ranks == {1: 8, 15: 8}
+    plain = ref.answer(task, item, audio).scores
+    erased = leace.ErasedSystem(ref, big).answer(task, item, audio).scores
+    assert erased != plain
+    assert leace.ErasedSystem(ref, big).answer(task, item, audio).scores == erased
+    assert leace.seconds_per_position(ref) == pytest.approx(0.08)
