@@ -40,8 +40,8 @@ CLAIM_OF_FIXTURE = {"agreement_claim": "agreement", "emergence_claim": "emergenc
 
 def _add_claim_options(group) -> None:
     group.addoption("--mutant", action="append", default=[], metavar="MODEL~flipSHARE",
-                    help="also test a flip mutant of a registry model (e.g. ref-cascade~flip0.3): its answers "
-                         "with a seeded share replaced; it takes the wrapped model's expectations")
+                    help="replace a registry model by its flip mutant (e.g. ref-cascade~flip0.3: a seeded share of "
+                         "its answers replaced) — a known-broken 'release' that its agreement tests must catch")
     group.addoption("--report-dir", default=None,
                     help="write the RunRecord (record.json) and the Markdown/HTML reports here at session end")
 
@@ -53,21 +53,19 @@ def _claim_params(config) -> dict[str, list]:
 
     specs = load_specs()
     out = {c: [] for c in CLAIM_OF_FIXTURE.values()}
-    models = [(spec.id, spec) for spec in specs.values()]
+    config._mutations = {}
     for mutant in config.getoption("mutant"):
         base, share = split_mutant(mutant)
         if share is None or base not in specs:
             raise pytest.UsageError(f"--mutant {mutant!r}: expected <registry id>~flip<share>, e.g. ref-cascade~flip0.3")
-        models.append((mutant, specs[base]))
-    for model_id, spec in models:
-        base = split_mutant(model_id)[0]
-        exps = claims.expectations(base, text_sufficient=list(TEXT_SUFFICIENT),
+        config._mutations[base] = share
+    for model_id, spec in specs.items():
+        exps = claims.expectations(model_id, text_sufficient=list(TEXT_SUFFICIENT),
                                    text_insufficient=list(TEXT_INSUFFICIENT))
         marks = [getattr(pytest.mark, spec.family), pytest.mark.xdist_group(model_id)]
         if spec.loader != "reference":
             marks.append(pytest.mark.gpu if spec.loader != "api" else pytest.mark.api)
         for exp in exps:
-            exp = dataclasses.replace(exp, model=model_id)
             tid = f"{model_id}/{exp.task}" + (f"/{exp.thresholds['kind']}" if exp.claim == "noise" else "")
             out[exp.claim].append(pytest.param(exp, id=tid, marks=marks))
     config._agreement_tasks = {}
@@ -89,19 +87,22 @@ def pytest_generate_tests(metafunc) -> None:
 def evidence(request):
     from harness.evidence import Evidence
 
-    return Evidence(items=request.config.getoption("items"),
-                    trust_remote_code=request.config.getoption("trust_remote_code"))
+    if not hasattr(request.config, "_mutations"):
+        request.config._mutations = {}
+    request.config._evidence = Evidence(items=request.config.getoption("items"),
+                                        mutations=dict(request.config._mutations),
+                                        trust_remote_code=request.config.getoption("trust_remote_code"))
+    return request.config._evidence
 
 
 @pytest.fixture
 def judge(request, evidence, record_property):
     """judge(expectation) → the Verdict, asserted; skips (with the reason) when the model cannot run here."""
     from harness.availability import why_unavailable
-    from harness.evidence import split_mutant
     from harness.specs import get_spec
 
     def run(exp):
-        spec = get_spec(split_mutant(exp.model)[0])
+        spec = get_spec(exp.model)
         reason = why_unavailable(spec, trust_remote_code=request.config.getoption("trust_remote_code"))
         if reason is None and not spec.has_cascade:
             reason = f"{spec.id} is an API model: it has no matched cascade to compare with"
@@ -130,6 +131,14 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     from harness.report.record import build_record
     from harness.report.render import write_reports
 
-    record = build_record(session.config._verdicts, {}, {"items": session.config.getoption("items")})
+    evidence = getattr(session.config, "_evidence", None)
+    mutations = getattr(session.config, "_mutations", {})
+    record = build_record(session.config._verdicts, evidence.curves if evidence else {},
+                          {"items": session.config.getoption("items"), "strict": session.config.getoption("strict"),
+                           "mutations": mutations, "keyword": session.config.getoption("keyword")})
+    for model in record.provenance["models"]:       # a mutant is reported as a new revision of its model
+        if model["id"] in mutations:
+            model["revision"] = f"{model.get('revision')}~flip{mutations[model['id']]:g}"
     md, html, status = write_reports(record, out)
-    session.config._report_paths = (md, html)
+    session.config._report_paths = (md, html, status)
+    print(f"\ncascade-equivalence report: {md} · {html}")

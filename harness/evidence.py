@@ -5,8 +5,9 @@ The equivalence tests ask this object for a Verdict; it loads each model once, d
 claims use it), computes the statistics with :mod:`harness.stats` and the probes, and hands them to
 :mod:`harness.claims`. No pytest here: the pytest layer only turns options and the registry into parameters.
 
-Model ids: registry ids, plus ``<id>~flip<share>`` for the flip mutant of a registry model (its answers are
-the wrapped model's cached answers with a seeded share replaced — no extra inference).
+Model ids are registry ids. ``mutations`` ({id: share}) swaps a model for its flip mutant — the same model with
+a seeded share of its answers replaced (the wrapped model's cached answers, no extra inference): the suite's
+stand-in for "a new release broke equivalence".
 """
 from __future__ import annotations
 
@@ -21,16 +22,20 @@ from harness.runner import Runner
 from harness.tasks import Task, load_task
 from harness.verdict import Verdict
 
-MUTANT = re.compile(r"^(?P<base>.+)~flip(?P<share>0?\.\d+|1(?:\.0+)?)$")
-NOISE_GRID = (20, 10, 5, 0)        # dB, besides clean (the paper's range: clean down to 0 dB)
+MUTANT = re.compile(r"^(?P<base>[^~]+)~flip(?P<share>0?\.\d+|1(?:\.0+)?)$")
+NOISE_GRID = (20, 10, 5, 0)
+# Items per task for the reference models when --items is not given: the default CPU run (cold caches, 2 cores)
+# must finish in ~15 min; 80 label-balanced items give κ CIs of about ±0.12 (stats.items_for_kappa_halfwidth).
+REFERENCE_ITEMS = 80        # dB, besides clean (the paper's range: clean down to 0 dB)
 
 
 def split_mutant(model_id: str) -> tuple[str, float | None]:
+    """``"ref-cascade~flip0.3"`` → ("ref-cascade", 0.3); a plain id → (id, None)."""
     m = MUTANT.match(model_id)
     return (m["base"], float(m["share"])) if m else (model_id, None)
 
 
-@dataclass
+@dataclass(eq=False)       # hashable by identity: its methods are memoised per session
 class Evidence:
     items: int | None = None                  # items per task (label-balanced subset); None = all
     trust_remote_code: bool = False
@@ -38,32 +43,42 @@ class Evidence:
     seed: int = 0
     noise_grid: tuple[int, ...] = NOISE_GRID
     fit_items: int = 64                       # LEACE fitting items (from the task's training split)
+    mutations: dict = field(default_factory=dict)   # model id → flip share
+    curves: dict = field(default_factory=dict)  # model → report curves (harness.report.record's MODEL_CURVES)
 
     # -- systems -----------------------------------------------------------------------------------------
     def speech_llm(self, model_id: str):
         from harness.systems.load import speech_llm
         from harness.systems.mutant import FlipMutant
 
-        base, share = split_mutant(model_id)
-        system = speech_llm(base, self.trust_remote_code)
+        system = speech_llm(model_id, self.trust_remote_code)
+        share = self.mutations.get(model_id)
         return FlipMutant(system, share, seed=self.seed) if share else system
 
     def cascade(self, model_id: str):
         from harness.systems.load import cascade
 
-        return cascade(split_mutant(model_id)[0])
+        return cascade(model_id)
 
     @functools.cache
     def task(self, name: str) -> Task:
         return load_task(name)
 
-    def task_items(self, name: str):
-        return self.task(name).subset(self.items)
+    def n_items(self, model_id: str) -> int | None:
+        """``items`` if given; else the CPU budget for reference models (see ``REFERENCE_ITEMS``), all for others."""
+        if self.items is not None:
+            return self.items
+        from harness.specs import get_spec
+
+        return REFERENCE_ITEMS if get_spec(model_id).loader == "reference" else None
+
+    def task_items(self, model_id: str, name: str):
+        return self.task(name).subset(self.n_items(model_id))
 
     # -- answers -------------------------------------------------------------------------------------------
     def answers(self, model_id: str, task_name: str, condition: str = "clean"):
         """(speech-LLM answers, matched-cascade answers) on the same items under ``condition``."""
-        task, items = self.task(task_name), self.task_items(task_name)
+        task, items = self.task(task_name), self.task_items(model_id, task_name)
         llm = self.speech_llm(model_id)
         if hasattr(llm, "flip"):      # the mutant reuses the wrapped model's answers
             inner = self.runner.answers(llm.inner, task, items, condition)
@@ -77,8 +92,8 @@ class Evidence:
         from harness.systems.cascade import Cascade
 
         casc = self.cascade(model_id)
-        oracle = Cascade(None, casc.backbone, oracle=True, name=f"oracle[{split_mutant(model_id)[0]}]")
-        return self.runner.answers(oracle, self.task(task_name), self.task_items(task_name))
+        oracle = Cascade(None, casc.backbone, oracle=True, name=f"oracle[{model_id}]")
+        return self.runner.answers(oracle, self.task(task_name), self.task_items(model_id, task_name))
 
     # -- claims --------------------------------------------------------------------------------------------
     def verdict(self, exp: claims.Expectation, *, all_tasks: list[str] | None = None) -> Verdict:
@@ -101,7 +116,7 @@ class Evidence:
         k = len(task.labels) if task.kind == "classification" else len(task.items[0].options)
         kappa = stats.agreement(a, b, seed=self.seed, n_categories=k)
         test = stats.mcnemar([x.correct for x in llm], [x.correct for x in casc])
-        overlap = stats.error_overlap(a, b, [it.label for it in self.task_items(task_name)])
+        overlap = stats.error_overlap(a, b, [it.label for it in self.task_items(model_id, task_name)])
         oracle = [x.choice for x in self.oracle_answers(model_id, task_name)]
         ceil = stats.ceiling(a, b, oracle, seed=self.seed)
         return kappa, test, overlap, ceil
@@ -128,8 +143,11 @@ class Evidence:
         kind = exp.thresholds["kind"]
         curve = self.noise_curve(exp.model, exp.task, kind)
         low = f"{min(self.noise_grid):g} dB"
-        v = claims.noise(exp, llm=curve["llm"], cascade=curve["cascade"], low=low, seed=self.seed)
-        return v
+        self._curve(exp.model, "noise").setdefault(exp.task, {})[kind] = {
+            "snr": ["clean", *self.noise_grid], "n": len(curve["llm"]["clean"]),
+            "speech_llm": [sum(v) / len(v) for v in curve["llm"].values()],
+            "cascade": [sum(v) / len(v) for v in curve["cascade"].values()]}
+        return claims.noise(exp, llm=curve["llm"], cascade=curve["cascade"], low=low, seed=self.seed)
 
     # -- probes (harness.probes) -------------------------------------------------------------------------
     def _probe_target(self, model_id: str):
@@ -142,9 +160,18 @@ class Evidence:
         """Logit-lens precision per layer vs the mismatched-transcript control, on the claim's items."""
         from harness.probes.lens import logit_lens
 
-        task, items = self.task(task_name), self.task_items(task_name)
+        task, items = self.task(task_name), self.task_items(model_id, task_name)
         audios = [self.runner.audio(task, it, Condition()) for it in items]
-        return logit_lens(self._probe_target(model_id), task, items, audios, seed=self.seed)
+        result = logit_lens(self._probe_target(model_id), task, items, audios, seed=self.seed)
+        d = result.to_dict()
+        self._curve(model_id, "lens")[task_name] = {
+            "layers": d["layers"], "precision": d["precision"]["mean"], "control": d["control"]["mean"],
+            "precision_ci": [list(x) for x in zip(d["precision"]["ci_low"], d["precision"]["ci_high"])],
+            "control_ci": [list(x) for x in zip(d["control"]["ci_low"], d["control"]["ci_high"])]}
+        return result
+
+    def _curve(self, model_id: str, kind: str) -> dict:
+        return self.curves.setdefault(model_id, {}).setdefault(kind, {})
 
     @functools.cache
     def erasure(self, model_id: str, task_name: str):
@@ -152,7 +179,7 @@ class Evidence:
         (disjoint by construction); baseline answers are the runner's cached plain answers."""
         from harness.probes.leace import leace_experiment
 
-        task, items = self.task(task_name), self.task_items(task_name)
+        task, items = self.task(task_name), self.task_items(model_id, task_name)
         fit = task.train[: self.fit_items] if task.train else ()
         if not fit:
             raise ValueError(f"{task_name}: LEACE needs fitting items disjoint from the evaluation items; "
@@ -162,9 +189,13 @@ class Evidence:
 
     def collapse_verdict(self, exp: claims.Expectation) -> Verdict:
         res = self.erasure(exp.model, exp.task)
-        items = {it.id: it for it in self.task_items(exp.task)}
+        items = {it.id: it for it in self.task_items(exp.model, exp.task)}
         gold = [items[i].label for i in res.split["eval"]]
         correct = {k: [c == g for c, g in zip(v, gold)] for k, v in res.choices.items()}
+        self._curve(exp.model, "erasure")[exp.task] = {
+            "accuracy": {("baseline" if k == "none" else "acoustic" if k == "energy" else k): sum(c) / len(c)
+                         for k, c in correct.items()},
+            "chance": self.task(exp.task).chance, "n": len(gold)}
         v = claims.collapse(exp, baseline=correct["none"], text_erased=correct["text"],
                             random_erased=correct["random"], acoustic_erased=correct.get("energy"),
                             chance=self.task(exp.task).chance)

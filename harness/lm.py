@@ -201,7 +201,11 @@ def load_backbone(model_id: str = OFFLINE_ID, revision: str | None = None, *, de
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model_id == OFFLINE_ID:
-        return _tuned_backbone(device)
+        backbone = _tuned_backbone(device)
+        if revision is not None and revision != backbone.revision:
+            raise ValueError(f"backbone {OFFLINE_ID!r}: revision {revision!r} was asked for, but the packaged GGUF + "
+                             f"committed LoRA give {backbone.revision!r} (update the registry entry)")
+        return backbone
     if model_id == PACKAGED_ID and (revision is None or revision.startswith("pkg:")):
         return load_raw_backbone(device)
     if revision is None:

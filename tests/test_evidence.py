@@ -1,0 +1,52 @@
+"""Evidence reuse: each (system, item, condition) is inferred once per run, however many claims use it."""
+from __future__ import annotations
+
+import pytest
+
+from harness import claims
+from harness.evidence import Evidence, split_mutant
+from harness.runner import Runner
+
+ITEMS = 4
+
+
+def _exp(claim, task, expected, model="ref-cascade"):
+    [e] = [x for x in claims.expectations("some-new-model", text_sufficient=[task], text_insufficient=[])
+           if x.claim == claim][:1]
+    return claims.Expectation(model, task, claim, expected, e.thresholds, {}, "test")
+
+
+@pytest.fixture
+def evidence(tmp_cache):
+    return Evidence(items=ITEMS, runner=Runner(progress=False))
+
+
+def test_split_mutant():
+    assert split_mutant("ref-cascade~flip0.3") == ("ref-cascade", 0.3)
+    assert split_mutant("ref-cascade") == ("ref-cascade", None)
+    assert split_mutant("ref-cascade~flip2") == ("ref-cascade~flip2", None)
+
+
+def test_answers_are_inferred_once_per_run_and_then_come_from_disk(evidence, tmp_cache):
+    v1 = evidence.verdict(_exp("agreement", "sentiment", "equivalent"), all_tasks=["sentiment"])
+    counts = dict(evidence.runner.inferences)
+    llm, casc = evidence.speech_llm("ref-cascade"), evidence.cascade("ref-cascade")
+    assert counts[llm.name] == ITEMS and counts[casc.name] == ITEMS       # + the oracle ceiling's backbone pass
+    v2 = evidence.verdict(_exp("agreement", "sentiment", "divergent"), all_tasks=["sentiment"])
+    evidence.answers("ref-cascade", "sentiment")
+    assert dict(evidence.runner.inferences) == counts                   # nothing inferred twice
+    assert (v1.value, v1.ci, v1.p) == (v2.value, v2.ci, v2.p)
+    fresh = Evidence(items=ITEMS, runner=Runner(progress=False))        # a rerun: disk cache, identical verdict
+    v3 = fresh.verdict(_exp("agreement", "sentiment", "equivalent"), all_tasks=["sentiment"])
+    assert sum(fresh.runner.inferences.values()) == 0 and v3 == v1
+
+
+def test_the_flip_mutant_reuses_the_wrapped_models_answers(evidence):
+    plain_llm, _ = evidence.answers("ref-cascade", "topic")
+    before = dict(evidence.runner.inferences)
+    mutant = Evidence(items=ITEMS, runner=evidence.runner, mutations={"ref-cascade": 1.0})
+    flipped, _ = mutant.answers("ref-cascade", "topic")
+    assert dict(mutant.runner.inferences) == before
+    assert all(a.choice != b.choice for a, b in zip(plain_llm, flipped))   # share 1.0 flips every answer
+    again, _ = Evidence(items=ITEMS, runner=evidence.runner, mutations={"ref-cascade": 1.0}).answers("ref-cascade", "topic")
+    assert [a.choice for a in again] == [a.choice for a in flipped]        # seeded: the same flips
