@@ -39,12 +39,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of repeat samples in a batch; the rest keep their relative shares")
     tr.add_argument("--init-from", default=None,
                     help="start from another trained reference folder (e.g. ref-acoustic from ref-cascade)")
+    ev = sub.add_parser("evaluate", help="repeat WER on held-out sentences + task accuracy vs the matched cascade")
+    ev.add_argument("model", help="registry id of a reference model (ref-cascade, ref-acoustic)")
+    ev.add_argument("--items", type=int, default=80, help="items per task (label-balanced; default 80)")
+    ev.add_argument("--tasks", nargs="+", default=["topic", "sentiment", "commonsense", "speaking_rate"])
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.command == "tune-backbone":
         from harness.reference.backbone import train
 
         print(json.dumps(train(progress=lambda m: print(m, flush=True)), indent=2))
+    elif args.command == "evaluate":
+        from harness.reference.evaluate import evaluate
+
+        print(json.dumps(evaluate(args.model, args.tasks, args.items, progress=lambda m: print(m, flush=True)),
+                         indent=2))
     elif args.command == "train":
         if args.threads:
             torch.set_num_threads(args.threads)
