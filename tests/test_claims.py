@@ -171,3 +171,11 @@ def test_verdict_round_trips_and_rejects_unknown_claims():
     assert Verdict.from_dict(v.to_dict()) == v
     with pytest.raises(ValueError, match="unknown claim"):
         Verdict("m", "t", "vibes", "x", "y", False, "s", 0.0)
+
+
+def test_known_issue_is_carried(tmp_path):
+    (tmp_path / "defaults.toml").write_text((claims.CLAIMS_DIR / "defaults.toml").read_text())
+    (tmp_path / "x.toml").write_text('model = "x"\n[tasks.topic]\nnoise = { expected = "shrinks", known_issue = "under-trained" }\n')
+    exps = claims.expectations("x", text_sufficient=TS, text_insufficient=TI, directory=tmp_path)
+    assert [e.thresholds["kind"] for e in exps] == ["white", "babble"]
+    assert all(e.known_issue == "under-trained" for e in exps)

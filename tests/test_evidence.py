@@ -11,8 +11,8 @@ ITEMS = 4
 
 
 def _exp(claim, task, expected, model="ref-cascade"):
-    [e] = [x for x in claims.expectations("some-new-model", text_sufficient=[task], text_insufficient=[])
-           if x.claim == claim][:1]
+    e = next(x for x in claims.expectations("some-new-model", text_sufficient=[task], text_insufficient=[])
+             if x.claim == claim)
     return claims.Expectation(model, task, claim, expected, e.thresholds, {}, "test")
 
 
@@ -50,3 +50,12 @@ def test_the_flip_mutant_reuses_the_wrapped_models_answers(evidence):
     assert all(a.choice != b.choice for a, b in zip(plain_llm, flipped))   # share 1.0 flips every answer
     again, _ = Evidence(items=ITEMS, runner=evidence.runner, mutations={"ref-cascade": 1.0}).answers("ref-cascade", "topic")
     assert [a.choice for a in again] == [a.choice for a in flipped]        # seeded: the same flips
+
+
+def test_noise_claim_runs_on_a_real_model_and_records_its_curve(tmp_cache):
+    ev = Evidence(items=ITEMS, runner=Runner(progress=False), noise_grid=(0,))
+    v = ev.verdict(_exp("noise", "sentiment", "shrinks"))
+    assert v.claim == "noise" and v.condition == "white" and v.n == ITEMS
+    assert set(v.evidence["accuracy_llm"]) == {"clean", "0 dB"}
+    curve = ev.curves["ref-cascade"]["noise"]["sentiment"]["white"]
+    assert curve["snr"] == ["clean", 0] and len(curve["speech_llm"]) == len(curve["cascade"]) == 2

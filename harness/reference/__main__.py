@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--check-every", type=int, default=None, help="steps between held-out checks")
     tr.add_argument("--repeat-share", type=float, default=None,
                     help="share of repeat samples in a batch; the rest keep their relative shares")
+    tr.add_argument("--mix", default=None, metavar="repeat=0.2,own=0.2,other=0.1,rate=0.5",
+                    help="objective shares in a batch (overrides the mode's default mix)")
     tr.add_argument("--init-from", default=None,
                     help="start from another trained reference folder (e.g. ref-acoustic from ref-cascade)")
     ev = sub.add_parser("evaluate", help="repeat WER on held-out sentences + task accuracy vs the matched cascade")
@@ -61,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
                                    ("unfreeze_encoder_layers", args.unfreeze_encoder_layers),
                                    ("precision", args.precision), ("check_every", args.check_every),
                                    ("init_from", args.init_from)) if v is not None}
+        if args.mix:
+            try:
+                hyper["mix"] = {k.strip(): float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
+            except ValueError:
+                parser.error(f"--mix {args.mix!r}: expected name=share pairs, e.g. repeat=0.5,own=0.3,other=0.2")
+            unknown = set(hyper["mix"]) - {"repeat", "own", "other", "rate"}
+            if unknown:
+                parser.error(f"--mix: unknown objective(s) {sorted(unknown)}; known: repeat, own, other, rate")
         if args.repeat_share is not None:
             hyper["mix"] = T.with_repeat_share(T.HYPER[args.mode]["mix"], args.repeat_share)
         if args.mode == "ref-cascade" and hyper.get("unfreeze_encoder_layers"):

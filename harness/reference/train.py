@@ -455,6 +455,9 @@ def save(trainer: Trainer, out_dir: Path, result: dict, data_info: dict) -> dict
         "cpu_seconds_per_step": result["cpu_seconds_per_step"],
         "curve": _summary(result["curve"]), "checks": result["checks"],
     }
+    if trainer.hyper.get("init_from"):     # a continued run names the weights it started from
+        start, _ = load_weights(Path(trainer.hyper["init_from"]))
+        manifest["init_from"] = {"path": str(trainer.hyper["init_from"]), "projector_sha256": state_digest(start)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
