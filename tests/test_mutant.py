@@ -16,9 +16,9 @@ SELECT = ["-k", "ref-cascade and sentiment", "-p", "no:cacheprovider", "--rootdi
 
 @pytest.mark.slow
 def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pytester, tmp_path):
-    good = pytester.runpytest_inprocess(TEST, *SELECT, "--report-dir", str(tmp_path / "good"))
+    good = pytester.runpytest_subprocess(TEST, *SELECT, "--report-dir", str(tmp_path / "good"))
     good.assert_outcomes(passed=1)
-    bad = pytester.runpytest_inprocess(TEST, *SELECT, "--mutant", "ref-cascade~flip0.4",
+    bad = pytester.runpytest_subprocess(TEST, *SELECT, "--mutant", "ref-cascade~flip0.4",
                                        "--report-dir", str(tmp_path / "bad"))
     bad.assert_outcomes(failed=1)
     bad.stdout.fnmatch_lines(["*ref-cascade/sentiment: NOT equivalent (observed: divergent) — κ=* n=*"])
