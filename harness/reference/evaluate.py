@@ -32,7 +32,7 @@ def evaluate(model_id: str, tasks=("topic", "sentiment", "commonsense", "speakin
     ev = Evidence(items=items)
     system = ev.speech_llm(model_id)
     _, held, _ = D.examples(D.SEED)
-    out = {"model": model_id, "revision": system.revision}
+    out = {"model": model_id, "revision": system.backbone.revision}
     out["repeat"] = repeat_wer(system, D.synthesize(held, desc="tts (held-out)"))
     progress(f"repeat WER {out['repeat']['repeat_wer']:.3f} on {out['repeat']['n']} held-out sentences")
     out["tasks"] = {}

@@ -30,7 +30,7 @@ def load_speech_llm(spec: ModelSpec, *, trust_remote_code: bool = False, device:
             raise FileNotFoundError(f"{spec.id}: no trained weights in {folder}; rebuild them with "
                                     f"`python -m harness.reference train {spec.id}`")
         system = trained_system(folder, spec.id)
-        digest = system.revision.split("proj:")[-1][:12]
+        digest = system.backbone.revision.split("proj:")[-1][:12]
         if not spec.revision.startswith(digest):
             raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but the "
                              f"committed projector is {digest!r}; update the registry entry after retraining")
