@@ -63,7 +63,7 @@ def _claim_params(config) -> dict[str, list]:
         exps = claims.expectations(model_id, text_sufficient=list(TEXT_SUFFICIENT),
                                    text_insufficient=list(TEXT_INSUFFICIENT))
         marks = [getattr(pytest.mark, spec.family), pytest.mark.xdist_group(model_id)]
-        if spec.loader != "reference":
+        if not spec.offline:
             marks.append(pytest.mark.gpu if spec.loader != "api" else pytest.mark.api)
         for exp in exps:
             tid = f"{model_id}/{exp.task}" + (f"/{exp.thresholds['kind']}" if exp.claim == "noise" else "")

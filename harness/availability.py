@@ -44,7 +44,7 @@ def why_unavailable(spec, *, gpu_gb: float | None | str = "detect", hub: bool | 
     if spec.loader == "ultravox" and not (spec.trust_remote_code or trust_remote_code):
         return f"{spec.id} runs remote code: pass --trust-remote-code or set trust_remote_code = true in " \
                f"fixtures/models/{spec.id}.toml"
-    if spec.loader == "reference":
+    if spec.offline:
         return None
     free = free_gpu_gb() if gpu_gb == "detect" else gpu_gb
     if free is None:

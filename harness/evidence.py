@@ -70,7 +70,7 @@ class Evidence:
             return self.items
         from harness.specs import get_spec
 
-        return REFERENCE_ITEMS if get_spec(model_id).loader == "reference" else None
+        return REFERENCE_ITEMS if get_spec(model_id).offline else None
 
     def task_items(self, model_id: str, name: str):
         return self.task(name).subset(self.n_items(model_id))

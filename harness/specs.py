@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "models"
-LOADERS = ("hf_native", "ultravox", "api", "reference")
+LOADERS = ("hf_native", "ultravox", "api", "reference", "disguised_cascade")
+OFFLINE_LOADERS = ("reference", "disguised_cascade")   # run from packaged weights on a CPU
 DTYPES = ("bfloat16", "float16", "float32")
 # Families whose backbone is known: the backbone repo must contain one of these (case-insensitive).
 KNOWN_BACKBONES = {"ultravox": ("llama", "gemma", "qwen"), "qwen2_audio": ("qwen",), "phi4_multimodal": ("phi-4",),
@@ -56,6 +57,11 @@ class ModelSpec:
         if self.backbone.repo and self.backbone.revision in (None, "main"):
             out.append("backbone revision is not pinned")
         return tuple(out)
+
+    @property
+    def offline(self) -> bool:
+        """Runs from packaged/committed weights on a CPU (the reference controls)."""
+        return self.loader in OFFLINE_LOADERS
 
     @property
     def has_cascade(self) -> bool:

@@ -120,7 +120,7 @@ def make_plan(api, specs=None, *, include_all: bool = False) -> dict:
     specs = load_specs() if specs is None else specs
     models = []
     for spec in sorted(specs.values(), key=lambda s: s.id):
-        if spec.loader in ("api", "reference"):
+        if spec.loader == "api" or spec.offline:
             entry = {"id": spec.id, "family": spec.family, "repo": spec.repo, "pinned": spec.revision,
                      "revision": spec.revision, "status": "not_on_hub"}
         else:

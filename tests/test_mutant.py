@@ -1,4 +1,5 @@
-"""The suite demonstrably fails when a model breaks equivalence: the flip mutant of ref-cascade, run through
+"""The suite demonstrably fails when a model breaks equivalence: the flip mutant of ref-disguised-cascade (an
+ASR→LLM cascade in disguise, judged equivalent), run through
 pytest itself (pytester), fails its agreement test with a readable verdict; the report diff flags the break."""
 from __future__ import annotations
 
@@ -11,21 +12,21 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST = str(ROOT / "equivalence_tests" / "test_agreement.py")
-SELECT = ["-k", "ref-cascade and sentiment", "-p", "no:cacheprovider", "--rootdir", str(ROOT)]
+SELECT = ["-k", "ref-disguised-cascade and sentiment", "-p", "no:cacheprovider", "--rootdir", str(ROOT)]
 
 
 @pytest.mark.slow
 def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pytester, tmp_path):
     good = pytester.runpytest_subprocess(TEST, *SELECT, "--report-dir", str(tmp_path / "good"))
     good.assert_outcomes(passed=1)
-    bad = pytester.runpytest_subprocess(TEST, *SELECT, "--mutant", "ref-cascade~flip0.4",
+    bad = pytester.runpytest_subprocess(TEST, *SELECT, "--mutant", "ref-disguised-cascade~flip0.4",
                                        "--report-dir", str(tmp_path / "bad"))
     bad.assert_outcomes(failed=1)
-    bad.stdout.fnmatch_lines(["*ref-cascade/sentiment: NOT equivalent (observed: divergent) — κ=* n=*"])
+    bad.stdout.fnmatch_lines(["*ref-disguised-cascade/sentiment: NOT equivalent (observed: divergent) — κ=* n=*"])
     print("\n".join(line for line in bad.outlines if "NOT equivalent" in line))   # what a user sees
 
     record = json.loads((tmp_path / "bad" / "record.json").read_text())
-    [model] = [m for m in record["provenance"]["models"] if m["id"] == "ref-cascade"]
+    [model] = [m for m in record["provenance"]["models"] if m["id"] == "ref-disguised-cascade"]
     assert model["revision"].endswith("~flip0.4")
 
     from harness.__main__ import main
@@ -34,4 +35,4 @@ def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pyt
                    "--out", str(tmp_path / "diff")])
     assert status != 0
     md = (tmp_path / "diff" / "report.md").read_text()
-    assert "BROKE EQUIVALENCE: ref-cascade sentiment κ" in md
+    assert "BROKE EQUIVALENCE: ref-disguised-cascade sentiment κ" in md

@@ -94,6 +94,6 @@ def test_models_table_and_markdown():
     rows = models_table(specs, gpu_gb=None, hub=False, env={})
     assert {r["id"] for r in rows} == set(specs)
     for r in rows:   # without GPU/hub/keys only the reference models (packaged weights, CPU) can run
-        assert r["runnable"] == (specs[r["id"]].loader == "reference") and bool(r["why_not"]) != r["runnable"]
+        assert r["runnable"] == specs[r["id"]].offline and bool(r["why_not"]) != r["runnable"]
     md = markdown_table(specs, gpu_gb=None, hub=False, env={})
     assert md.count("\n") == len(specs) + 1 and "`qwen2-audio-7b-instruct`" in md

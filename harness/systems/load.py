@@ -35,6 +35,14 @@ def load_speech_llm(spec: ModelSpec, *, trust_remote_code: bool = False, device:
             raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but the "
                              f"committed projector is {digest!r}; update the registry entry after retraining")
         return system
+    if spec.loader == "disguised_cascade":
+        from harness.asr import ASR
+        from harness.lm import load_backbone
+        from harness.systems.cascade import Cascade
+
+        beam = int(spec.revision.removeprefix("beam"))
+        return Cascade(ASR(spec.repo, device=device, beam_size=beam),
+                       load_backbone(spec.backbone.repo, spec.backbone.revision), name=spec.id)
     if spec.loader == "hf_native":
         from harness.systems import hf_native
 
