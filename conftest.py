@@ -110,6 +110,8 @@ def judge(request, evidence, record_property):
         if reason:
             pytest.skip(reason)
         verdict = evidence.verdict(exp, all_tasks=request.config._agreement_tasks.get(exp.model, [exp.task]))
+        if exp.known_issue:       # reports can tell an expected failure from a new one
+            verdict = dataclasses.replace(verdict, evidence={**verdict.evidence, "known_issue": exp.known_issue})
         request.config._verdicts.append(verdict)
         record_property("verdict", verdict.line())
         for name, value in (("statistic", verdict.value), ("ci", verdict.ci), ("n", verdict.n), ("p", verdict.p),
