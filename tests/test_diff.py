@@ -137,10 +137,18 @@ def test_exit_status_reaches_the_shell(baseline, broken, tmp_path):
     assert "BROKE EQUIVALENCE" in run.stdout and "Traceback" not in run.stderr
 
 
-def test_build_record_for_a_single_reference_system_has_no_revision(tmp_path):
+def test_a_system_outside_the_registry_is_baselined_as_local(tmp_path):
+    record = build_record([agreement_verdict("my-local-system", "topic", 0.02)])
+    assert [p.relative_to(tmp_path).as_posix() for p in save_baselines(record, tmp_path)] == [
+        "my-local-system/local.json"]
+
+
+def test_a_reference_model_is_baselined_under_its_pinned_revision(tmp_path):
+    from harness.specs import get_spec
+
     record = build_record([agreement_verdict("ref-cascade", "topic", 0.02)])
     assert [p.relative_to(tmp_path).as_posix() for p in save_baselines(record, tmp_path)] == [
-        "ref-cascade/local.json"]
+        f"ref-cascade/{get_spec('ref-cascade').revision}.json"]
 
 
 def test_a_missing_baseline_file_is_a_clear_error_but_a_missing_directory_is_no_baseline(baseline, tmp_path, capsys):

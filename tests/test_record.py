@@ -120,9 +120,9 @@ def test_provenance_names_what_ran(record):
 
 
 def test_unknown_models_keep_their_id_and_odd_options_become_strings():
-    v = agreement_verdict("ref-cascade", "sentiment", 0.02)
+    v = agreement_verdict("my-local-system", "sentiment", 0.02)
     r = build_record([v], None, {"report_dir": __import__("pathlib").Path("/tmp/x")})
-    assert r.models == {"ref-cascade": {"id": "ref-cascade"}}
+    assert r.models == {"my-local-system": {"id": "my-local-system"}}
     assert r.provenance["options"]["report_dir"] == "/tmp/x"
     assert r.provenance["device"] == "cpu"
 
