@@ -17,14 +17,7 @@ class SyntheticRunner(Runner):
         return synthetic_clip(item)
 
 
-@pytest.fixture(scope="module")
-def task():
-    return load_task("sentiment")
-
-
-@pytest.fixture(scope="module", params=tiny_models.FAMILIES)
-def system(request):
-    return tiny_system(request.param)
+from tests.probe_fixtures import system, task  # noqa: E402,F401  (shared fixtures)
 
 
 def test_lens_text_collapses_repeats_and_drops_specials(system):

@@ -137,14 +137,7 @@ def test_seconds_per_position_is_known_per_family_and_refuses_unknown_ones():
 
 
 # -- hooks on every native class -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def task():
-    return load_task("sentiment")
-
-
-@pytest.fixture(scope="module", params=tiny_models.FAMILIES)
-def system(request):
-    return tiny_system(request.param)
+from tests.probe_fixtures import system, task  # noqa: E402,F401  (shared fixtures)
 
 
 def _concepts(system, task, items):

@@ -31,14 +31,7 @@ def tiny_system(family: str) -> HFNativeSpeechLLM:
     return HFNativeSpeechLLM(model, processor, family, model_id=f"tiny/{family}", revision="random")
 
 
-@pytest.fixture(scope="module")
-def task():
-    return load_task("sentiment")
-
-
-@pytest.fixture(scope="module", params=tiny_models.FAMILIES)
-def system(request):
-    return tiny_system(request.param)
+from tests.probe_fixtures import system, task  # noqa: E402,F401  (shared fixtures)
 
 
 # -- normalisation and the metric -----------------------------------------------------------------------------
