@@ -7,9 +7,7 @@ from harness.audio import Condition
 from harness.probes import implicit, lens
 from harness.runner import Runner
 from harness.systems.cascade import Cascade
-from harness.tasks import load_task
-from tests import tiny_models
-from tests.test_lens import synthetic_clip, tiny_system
+from tests.test_lens import synthetic_clip
 
 
 class SyntheticRunner(Runner):

@@ -13,7 +13,7 @@ import torch
 from harness.audio import Audio
 from harness.probes import lens
 from harness.systems.hf_native import HFNativeSpeechLLM
-from harness.tasks import Item, Task, load_task
+from harness.tasks import Item, Task
 from tests import tiny_models
 
 
