@@ -173,3 +173,27 @@ def test_acoustic_mode_trains_the_rate_objective_and_optional_top_encoder_layer(
     model, _, info = T.load_trained(tmp_path / "acoustic", backbone=backbone)
     assert all(torch.equal(model.state_dict()[k], after[k]) for k in changed)
     assert "+enc:" in info["revision"]
+
+
+def test_audio_embeddings_are_held_at_the_token_embeddings_scale(fresh, clips):
+    """The projection step after each update puts the audio embeddings' RMS back on the text embeddings' RMS
+    (unconstrained, the first committed run drifted to ~60× — see Trainer.rescale_to_text)."""
+    backbone, assembled = fresh
+    fit, _ = clips
+    tr = T.Trainer("ref-cascade", assembled=assembled, backbone=backbone, progress=lambda msg: None,
+                   hyper=dict(batch=2, mix={"repeat": 1.0}, check_every=0, match_text_scale=True))
+    samples = [tr.sample("repeat", i, fit[i][0], {}, {}, None) for i in range(2)]
+    assembled[0].model.multi_modal_projector.linear_2.weight.data.mul_(7.0)   # as if training had inflated it
+    tr.merged_embeds(samples, fit)
+    assert tr.audio_rms > 3 * tr.text_rms
+    tr.rescale_to_text()
+    tr.merged_embeds(samples, fit)
+    assert tr.audio_rms == pytest.approx(tr.text_rms, rel=1e-4)
+    groups = tr.param_groups()
+    w1, w2 = (assembled[0].model.multi_modal_projector.linear_1.weight,
+              assembled[0].model.multi_modal_projector.linear_2.weight)
+    ratio = float(w2.detach().pow(2).mean().sqrt() / w1.detach().pow(2).mean().sqrt())
+    assert groups[1]["params"] == [w2] and groups[1]["lr"] == pytest.approx(tr.hyper["lr"] * ratio)
+    off = T.Trainer("ref-cascade", assembled=assembled, backbone=backbone, progress=lambda msg: None,
+                    hyper=dict(match_text_scale=False))
+    assert len(off.param_groups()) == 1

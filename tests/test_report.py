@@ -104,3 +104,23 @@ def test_cli_report_on_a_bad_record_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.json" in err and "required property" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_known_issue_is_told_apart_from_a_new_failure():
+    import dataclasses
+
+    from harness.report.render import html
+
+    new = agreement_verdict("ref-x", "topic", 0.30)
+    known = dataclasses.replace(agreement_verdict("ref-y", "topic", 0.35),
+                                evidence={**agreement_verdict("ref-y", "topic", 0.35).evidence,
+                                          "known_issue": "under-trained projector (issue 5)"})
+    rec = build_record([known, new, agreement_verdict("ref-z", "topic", 0.02)])
+    md = markdown(rec)
+    assert "2 failed (1 of them known issues)" in md
+    rows = [line for line in md.splitlines() if line[:3] in ("| ✅", "| ❌", "| ⚠")]
+    assert rows[0].startswith("| ❌") and "ref-x" in rows[0]                 # the new failure on top
+    assert rows[1].startswith("| ⚠️") and "known issue: under-trained projector (issue 5)" in rows[1]
+    assert rows[2].startswith("| ✅")
+    page = html(rec)
+    assert 'class="known"' in page and "known issue: under-trained projector" in page and "FAILED" in page

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="objective shares in a batch (overrides the mode's default mix)")
     tr.add_argument("--init-from", default=None,
                     help="start from another trained reference folder (e.g. ref-acoustic from ref-cascade)")
+    tr.add_argument("--match-text-scale", action="store_true", default=None,
+                    help="hold the audio embeddings at the token embeddings' RMS (Trainer.rescale_to_text; "
+                         "experimental, off by default)")
     ev = sub.add_parser("evaluate", help="repeat WER on held-out sentences + task accuracy vs the matched cascade")
     ev.add_argument("model", help="registry id of a reference model (ref-cascade, ref-acoustic)")
     ev.add_argument("--items", type=int, default=80, help="items per task (label-balanced; default 80)")
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         hyper = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("rate_extra", args.rate_extra),
                                    ("unfreeze_encoder_layers", args.unfreeze_encoder_layers),
                                    ("precision", args.precision), ("check_every", args.check_every),
-                                   ("init_from", args.init_from)) if v is not None}
+                                   ("init_from", args.init_from), ("match_text_scale", args.match_text_scale))
+                 if v is not None}
         if args.mix:
             try:
                 hyper["mix"] = {k.strip(): float(v) for k, v in (p.split("=") for p in args.mix.split(","))}

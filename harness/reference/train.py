@@ -62,7 +62,7 @@ DEFAULT_STEPS = int(BUDGET_MINUTES * 60 / MEASURED_SECONDS_PER_STEP) // 100 * 10
 
 _COMMON = dict(batch=8, lr=1e-3, precision="bf16", weight_decay=0.01, warmup=40, min_lr_frac=0.1, clip=1.0, topk=64,
                log_every=10, check_every=100, check_n=12, check_max_new_tokens=48,
-               unfreeze_encoder_layers=0, rate_extra=0, init_from=None)
+               unfreeze_encoder_layers=0, rate_extra=0, init_from=None, match_text_scale=False)
 HYPER = {
     "ref-cascade": dict(_COMMON, mix={"repeat": 0.4, "own": 0.35, "other": 0.25}),
     "ref-acoustic": dict(_COMMON, rate_extra=240, mix={"repeat": 0.3, "own": 0.25, "other": 0.2, "rate": 0.25}),
@@ -184,6 +184,8 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.enc_cache: dict[int, torch.Tensor] = {}
         self._prompt_memo: dict = {}
+        self.text_rms = float(self.model.get_input_embeddings().weight.float().pow(2).mean().sqrt())
+        self.audio_rms = float("nan")    # RMS of the last batch's audio embeddings (set by merged_embeds)
 
     # -- audio side --------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -261,6 +263,7 @@ class Trainer:
             embeds = self.model.get_input_embeddings()(ids)
         states = torch.stack([self._encoder_state(s.clip, clips[s.clip][1]) for s in samples])
         audio = self.audio_embeds(states)
+        self.audio_rms = float(audio.detach().float().pow(2).mean().sqrt())
         special = (ids == self.system.audio_token_id).unsqueeze(-1).expand_as(embeds)
         embeds = embeds.masked_scatter(special, audio.to(embeds.dtype))
         return embeds, mask, [len(s.ids) for s in samples]
@@ -285,6 +288,35 @@ class Trainer:
             parts.setdefault(s.kind, []).append(float(val.detach()))
         total = torch.stack(per_sample).mean()
         return total, {k: sum(v) / len(v) for k, v in parts.items()}
+
+    def param_groups(self) -> list[dict]:
+        """With ``match_text_scale``, ``linear_2`` steps at ``lr`` × RMS(linear_2)/RMS(linear_1): its weights are
+        kept ~3× smaller than ``linear_1``'s (text-scale output), and Adam's steps are ~``lr`` per weight whatever
+        the weight's size — the same relative step for both matrices. Everything else trains at ``lr``."""
+        w2 = self.model.model.multi_modal_projector.linear_2.weight
+        if not self.hyper["match_text_scale"]:
+            return [{"params": self.params}]
+        w1 = self.model.model.multi_modal_projector.linear_1.weight
+        ratio = float(w2.detach().pow(2).mean().sqrt() / w1.detach().pow(2).mean().sqrt())
+        rest = [p for p in self.params if p is not w2]
+        return [{"params": rest}, {"params": [w2], "lr": self.hyper["lr"] * ratio}]
+
+    @torch.no_grad()
+    def rescale_to_text(self) -> None:
+        """Keep the audio embeddings at the RMS of the backbone's token embeddings (a projection step after
+        each update: ``linear_2`` is the projector's last, linear map, so scaling it scales the output exactly).
+
+        Why: Voxtral's projector has no output norm (Ultravox's ends in an RMSNorm). Unconstrained, the first
+        run's audio embeddings drifted to ~60× the token-embedding norm (190 vs 3.2), so in the pre-norm backbone
+        the residual stream at audio positions stayed dominated by the raw embedding and repeat cross-entropy
+        plateaued at ~3 nats (gist, not transcript). Uses the RMS measured in this step's forward pass.
+
+        Off by default — measured (2026-11-25, ``--mix repeat=1`` on the 553 fit clips ≤ 3.9 s, 100 steps, lr 2e-3,
+        mean repeat CE over steps 80–100): unconstrained 3.01 (plateau from step ~40); constrained 3.41; constrained
+        with ``param_groups``' scaled ``linear_2`` lr 3.23, still falling. A full ref-cascade run with it (repeat
+        share 0.6) sat at repeat CE ~4.0 from step 30 to 230 and was stopped. Kept as an option to study."""
+        if math.isfinite(self.audio_rms) and self.audio_rms > 0:
+            self.model.model.multi_modal_projector.linear_2.weight.mul_(self.text_rms / self.audio_rms)
 
     # -- held-out check -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -328,7 +360,7 @@ class Trainer:
             raise ValueError("the rate objective needs speaking-rate clips (labelled examples)")
         kinds, weights = list(mix), list(mix.values())
         rng = random.Random(f"{self.seed}-{self.mode}-order")
-        opt = torch.optim.AdamW(self.params, lr=h["lr"], weight_decay=h["weight_decay"])
+        opt = torch.optim.AdamW(self.param_groups(), lr=h["lr"], weight_decay=h["weight_decay"])
         warm = min(h["warmup"], max(1, steps // 10))
 
         def lr_at(s):
@@ -368,8 +400,11 @@ class Trainer:
             gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, h["clip"]))
             opt.step()
             sched.step()
+            if h["match_text_scale"]:
+                self.rescale_to_text()
             done = step + 1
             curve.append({"step": done, "loss": round(float(loss.detach()), 4), "grad_norm": round(gnorm, 3),
+                          "audio_rms": round(self.audio_rms, 4),
                           "seconds": round(time.time() - ts, 2), "cpu_seconds": round(time.process_time() - cs, 2),
                           **{k: round(v, 4) for k, v in parts.items()}})
             if done % h["log_every"] == 0 or done == steps or done == 1:

@@ -15,15 +15,28 @@ from harness.report.record import RECORD_FILENAME, RunRecord
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#1f2328;padding:0 1em}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left;
-vertical-align:top}code{font-size:12px}.fail{background:#ffebe9}.pass{background:#dafbe1}.broke{color:#cf222e;
+vertical-align:top}code{font-size:12px}.fail{background:#ffebe9}.pass{background:#dafbe1}.known{background:#fff8c5}.broke{color:#cf222e;
 font-weight:600}figure{margin:1.2em 0}img{max-width:100%}.empty{color:#57606a;font-style:italic}"""
+
+
+def known_issue(v) -> str | None:
+    """The documented reason a failed verdict was expected (claims files' ``known_issue``), else None."""
+    return None if v.passed else (v.evidence or {}).get("known_issue")
+
+
+def status(v) -> tuple[str, str, str]:
+    """(emoji for Markdown, word for HTML, CSS class): passed, a known (expected, documented) failure, or a new one."""
+    if v.passed:
+        return "✅", "passed", "pass"
+    return ("⚠️", "known issue", "known") if known_issue(v) else ("❌", "FAILED", "fail")
 
 
 def headline(record: RunRecord, diff: Diff | None = None) -> str:
     failed = sum(not v.passed for v in record.verdicts)
+    known = sum(bool(known_issue(v)) for v in record.verdicts)
     models = sorted({v.model for v in record.verdicts})
     text = (f"{len(models)} model(s), {len(record.verdicts)} verdict(s): {len(record.verdicts) - failed} passed, "
-            f"{failed} failed")
+            f"{failed} failed" + (f" ({known} of them known issues)" if known else ""))
     if diff is not None:
         text += (f"; {len(diff.broke)} broke against the baseline" if diff.broke
                  else "; nothing broke against the baseline")
@@ -31,7 +44,9 @@ def headline(record: RunRecord, diff: Diff | None = None) -> str:
 
 
 def _sorted(record: RunRecord):
-    return sorted(record.verdicts, key=lambda v: (v.passed, v.model, v.task, v.claim, v.condition))
+    """New failures first, then known issues, then passes."""
+    return sorted(record.verdicts, key=lambda v: (v.passed, bool(known_issue(v)), v.model, v.task, v.claim,
+                                                  v.condition))
 
 
 def _model_rows(record: RunRecord) -> list[list[str]]:
@@ -66,7 +81,8 @@ def markdown(record: RunRecord, diff: Diff | None = None, note: str = "") -> str
     if note:
         out += [f"_{note}_", ""]
     out += ["## Verdicts", "", "| | claim | verdict |", "|---|---|---|"]
-    out += [f"| {'✅' if v.passed else '❌'} | {v.claim} | {_md_cell(v.line())} |" for v in _sorted(record)]
+    out += [f"| {status(v)[0]} | {v.claim} | {_md_cell(v.line())}"
+            + (f" — known issue: {_md_cell(known_issue(v))}" if known_issue(v) else "") + " |" for v in _sorted(record)]
     out += ["", "## Models", "", "| id | model @ revision | matched backbone @ revision |", "|---|---|---|"]
     out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _model_rows(record)]
     out += ["", "<details><summary>Provenance</summary>", ""]
@@ -99,9 +115,10 @@ def html(record: RunRecord, diff: Diff | None = None, note: str = "") -> str:
     verdicts = _sorted(record)
     # words, not emoji: a machine without an emoji font shows the page the same
     parts.append("<h2>Verdicts</h2>" + _table(["", "claim", "verdict"],
-                                               [["passed" if v.passed else "FAILED", v.claim, v.line()]
+                                               [[status(v)[1], v.claim, v.line()
+                                                 + (f" — known issue: {known_issue(v)}" if known_issue(v) else "")]
                                                 for v in verdicts],
-                                               ["pass" if v.passed else "fail" for v in verdicts]))
+                                               [status(v)[2] for v in verdicts]))
     parts.append("<h2>Plots</h2>")
     for fig_id, title, make in plots.FIGURES:
         fig = make(record)
