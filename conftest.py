@@ -17,6 +17,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--items", type=int, default=None, help="items per task (label-balanced subset)")
     group.addoption("--trust-remote-code", action="store_true", default=False,
                     help="allow models whose code comes from the hub (Ultravox); off unless asked for")
+    group.addoption("--batch-size", type=int, default=1,
+                    help="items answered per forward pass by speech-LLMs (GPU; default 1, one at a time)")
     _add_claim_options(group)
 
 
@@ -90,7 +92,10 @@ def evidence(request):
 
     if not hasattr(request.config, "_mutations"):
         request.config._mutations = {}
+    from harness.runner import Runner
+
     request.config._evidence = Evidence(items=request.config.getoption("items"),
+                                        runner=Runner(batch_size=request.config.getoption("batch_size")),
                                         mutations=dict(request.config._mutations),
                                         trust_remote_code=request.config.getoption("trust_remote_code"))
     return request.config._evidence

@@ -135,6 +135,36 @@ class Backbone:
         return scores
 
     @torch.no_grad()
+    def score_options_batch(self, prefixes: Sequence[torch.Tensor], options: Sequence[Sequence[str]]) -> list[list[float]]:
+        """:meth:`score_options` for several items in one forward pass (the GPU path: item-level batching).
+
+        Every (item, option) pair is one row, right-padded to the longest row; a causal model never attends to
+        later positions, so padding at the end leaves each row's scores as if it ran alone (equal up to float
+        rounding of the batched matmuls — the test checks it against the one-item path)."""
+        emb = self.model.get_input_embeddings()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        rows, spans = [], []
+        for prefix, opts in zip(prefixes, options, strict=True):
+            for o in opts:
+                ids = self.reply_ids(o)
+                if not ids:
+                    raise ValueError(f"an option tokenises to nothing: {list(opts)!r}")
+                rows.append(torch.cat([prefix.to(emb.weight.dtype),
+                                       emb(torch.tensor(ids, device=self.device))]))
+                spans.append((prefix.shape[0], ids))
+        width = max(r.shape[0] for r in rows)
+        inputs = torch.stack([torch.cat([r, emb(torch.full((width - r.shape[0],), pad, device=self.device))])
+                              for r in rows])
+        mask = torch.tensor([[1] * r.shape[0] + [0] * (width - r.shape[0]) for r in rows], device=self.device)
+        logprobs = torch.log_softmax(self.model(inputs_embeds=inputs, attention_mask=mask).logits.float(), dim=-1)
+        flat = [float(sum(logprobs[k, T - 1 + j, t] for j, t in enumerate(ids))) for k, (T, ids) in enumerate(spans)]
+        out, start = [], 0
+        for opts in options:
+            out.append(flat[start: start + len(opts)])
+            start += len(opts)
+        return out
+
+    @torch.no_grad()
     def generate(self, prefix_embeds: torch.Tensor, max_new_tokens: int = 24) -> str:
         """Greedy continuation of ``prefix_embeds`` (deterministic), stopped at end-of-turn."""
         inputs = prefix_embeds.to(self.model.get_input_embeddings().weight.dtype).unsqueeze(0)

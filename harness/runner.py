@@ -23,8 +23,12 @@ BABBLE_POOL = 8  # training-split utterances mixed into babble noise (never the 
 
 
 class Runner:
-    def __init__(self, *, disk_cache: bool = True, progress: bool = True):
-        self.disk_cache, self.progress = disk_cache, progress
+    def __init__(self, *, disk_cache: bool = True, progress: bool = True, batch_size: int = 1):
+        """``batch_size`` > 1: items a system has not answered yet go to its ``answer_batch`` (if it has one)
+        that many at a time — the GPU path; 1 (default, CPU) answers one item at a time."""
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size={batch_size}: expected an integer ≥ 1")
+        self.disk_cache, self.progress, self.batch_size = disk_cache, progress, int(batch_size)
         self._memory: dict[str, Answer] = {}
         self.inferences: Counter[str] = Counter()  # system name → items actually inferred
 
@@ -66,18 +70,28 @@ class Runner:
     def answers(self, system: System, task: Task, items: Sequence[Item],
                 condition: Condition | str = Condition()) -> list[Answer]:
         condition = Condition.parse(condition)
-        out: list[Answer] = []
+        keys = [self.key(system, task, item, condition) for item in items]
+        out: list[Answer | None] = [self._memory.get(k) or self._load(k) for k in keys]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}      # an item listed twice is inferred once
+        todo = [i for i, a in enumerate(out) if a is None and first[keys[i]] == i]
+        size = self.batch_size if hasattr(system, "answer_batch") else 1
         label = f"{system.name}/{task.name}/{condition}"
-        for item in tqdm(items, desc=label, unit="item", disable=not self.progress or len(items) < 2):
-            key = self.key(system, task, item, condition)
-            answer = self._memory.get(key) or self._load(key)
-            if answer is None:
-                audio = self.audio(task, item, condition) if system.needs_audio else None
-                answer = system.answer(task, item, audio)
-                self.inferences[system.name] += 1
-                self._store(key, answer)
-            self._memory[key] = answer
-            out.append(answer)
+        with tqdm(total=len(todo), desc=label, unit="item", disable=not self.progress or len(todo) < 2) as bar:
+            for start in range(0, len(todo), size):
+                chunk = todo[start: start + size]
+                audios = [self.audio(task, items[i], condition) if system.needs_audio else None for i in chunk]
+                if size == 1:
+                    answers = [system.answer(task, items[chunk[0]], audios[0])]
+                else:
+                    answers = system.answer_batch(task, [items[i] for i in chunk], audios)
+                for i, answer in zip(chunk, answers, strict=True):
+                    self.inferences[system.name] += 1
+                    self._store(keys[i], answer)
+                    out[i] = answer
+                bar.update(len(chunk))
+        for i, k in enumerate(keys):
+            out[i] = out[i] or out[first[k]]
+            self._memory[k] = out[i]
         return out
 
 

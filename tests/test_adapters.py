@@ -43,6 +43,27 @@ def test_answers_via_runner_are_deterministic(system, task):
     assert all(set(a.scores) == set(it.options) and a.choice in it.options for a, it in zip(first, items))
 
 
+@pytest.mark.parametrize("task_name", ["sentiment", "commonsense"])
+def test_item_batches_answer_as_one_item_at_a_time(system, task_name):
+    """The GPU path (Runner(batch_size>1) → answer_batch): prompts of different lengths, right-padded into one
+    forward pass, score as each item does alone; an item listed twice is inferred once."""
+    t = load_task(task_name)
+    items = t.items[:4] + t.items[:1]
+    alone = SyntheticRunner(disk_cache=False, progress=False).answers(system, t, items)
+    runner = SyntheticRunner(disk_cache=False, progress=False, batch_size=3)
+    batched = runner.answers(system, t, items)
+    assert runner.inferences[system.name] == 4
+    assert [a.choice for a in batched] == [a.choice for a in alone]
+    for a, b in zip(alone, batched):
+        assert a.item_id == b.item_id and a.scores.keys() == b.scores.keys()
+        np.testing.assert_allclose([b.scores[k] for k in a.scores], list(a.scores.values()), rtol=1e-4, atol=1e-4)
+
+
+def test_a_batch_size_below_one_is_refused():
+    with pytest.raises(ValueError, match="batch_size=0"):
+        Runner(batch_size=0)
+
+
 def test_prefix_embeds_reproduce_the_models_own_forward(system, task):
     item = task.items[0]
     inputs = system.inputs_for(task, item, SyntheticRunner().clean_audio(item))

@@ -48,7 +48,20 @@ def answer_from_prefix(backbone, task: Task, item: Item, prefix_embeds: torch.Te
     if task.kind == "open_qa":
         text = backbone.generate(prefix_embeds)
         return Answer(item.id, text, task.is_correct(item, text), {}, transcript)
-    scores = backbone.score_options(prefix_embeds, item.options)
-    best = max(range(len(scores)), key=lambda k: (scores[k], -k))  # ties → first option, deterministic
+    return choose(task, item, backbone.score_options(prefix_embeds, item.options), transcript)
+
+
+def choose(task: Task, item: Item, scores: list[float], transcript: str | None = None) -> Answer:
+    """The highest-scoring option (ties → the first, deterministic) as an Answer."""
+    best = max(range(len(scores)), key=lambda k: (scores[k], -k))
     choice = item.options[best]
     return Answer(item.id, choice, task.is_correct(item, choice), dict(zip(item.options, scores)), transcript)
+
+
+def answers_from_prefixes(backbone, task: Task, items: list[Item], prefixes: list[torch.Tensor]) -> list[Answer]:
+    """:func:`answer_from_prefix` for several items: option scoring in one batch; open QA stays one at a time
+    (greedy generation)."""
+    if task.kind == "open_qa":
+        return [answer_from_prefix(backbone, task, it, p) for it, p in zip(items, prefixes)]
+    scores = backbone.score_options_batch(prefixes, [it.options for it in items])
+    return [choose(task, it, s) for it, s in zip(items, scores)]

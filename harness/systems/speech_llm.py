@@ -21,7 +21,7 @@ from transformers import GenerationMixin
 from harness import prompts
 from harness.audio import Audio
 from harness.lm import Backbone
-from harness.systems.base import Answer, answer_from_prefix
+from harness.systems.base import Answer, answer_from_prefix, answers_from_prefixes
 from harness.tasks import Item, Task
 
 
@@ -121,6 +121,14 @@ class SpeechLLM:
             raise ValueError(f"item {item.id!r}: {self.name} needs audio (got none)")
         embeds = self.prefix_embeds(self.inputs_for(task, item, audio))
         return answer_from_prefix(self.backbone, task, item, embeds)
+
+    def answer_batch(self, task: Task, items: list[Item], audios: list[Audio]) -> list[Answer]:
+        """Answers for several items; the expensive part (option scoring) runs as one padded batch."""
+        for item, audio in zip(items, audios, strict=True):
+            if audio is None:
+                raise ValueError(f"item {item.id!r}: {self.name} needs audio (got none)")
+        prefixes = [self.prefix_embeds(self.inputs_for(task, it, a)) for it, a in zip(items, audios)]
+        return answers_from_prefixes(self.backbone, task, items, prefixes)
 
     # -- probe access -----------------------------------------------------------------------------------
     @property
