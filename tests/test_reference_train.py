@@ -197,3 +197,35 @@ def test_audio_embeddings_are_held_at_the_token_embeddings_scale(fresh, clips):
     off = T.Trainer("ref-cascade", assembled=assembled, backbone=backbone, progress=lambda msg: None,
                     hyper=dict(match_text_scale=False))
     assert len(off.param_groups()) == 1
+
+
+def test_alignment_targets_spread_each_words_tokens_over_its_positions(parts):
+    """position_tokens: a word's backbone tokens in order over the positions it overlaps most; gaps → None."""
+    from harness.asr import Word
+    from harness.reference.align import position_tokens
+
+    backbone, _ = parts
+    words = [Word("Fireflies", 0.0, 0.32, 0.9), Word("glow.", 0.40, 0.56, 0.9), Word("—", 0.6, 0.7, 0.5)]
+    tokens, labels = position_tokens(backbone, words, 10, 0.08)
+    fire, glow = backbone.reply_ids(" Fireflies"), backbone.reply_ids(" glow.")
+    assert labels[:4] == ["Fireflies"] * 4 and labels[4] is None and labels[5:7] == ["glow."] * 2
+    assert labels[7:] == [None] * 3 and tokens[7:] == [None] * 3          # punctuation-only word: no target
+    run = [t for k, t in enumerate(tokens[:4]) if k == 0 or t != tokens[k - 1]]
+    assert run == fire[:4] if len(fire) <= 4 else set(run) <= set(fire)   # every token, in order
+    assert tokens[5] == glow[0] and tokens[6] == glow[min(len(glow) - 1, len(glow) // 2)]
+
+
+def test_alignment_warm_start_moves_audio_embeddings_towards_the_spoken_tokens(fresh, clips, tmp_path):
+    from harness.reference.align import align_projector
+
+    backbone, assembled = fresh
+    fit, held = clips
+    tr = T.Trainer("ref-cascade", assembled=assembled, backbone=backbone, progress=lambda msg: None)
+    first = align_projector(tr, fit[:3], steps=1, progress=lambda msg: None)
+    more = align_projector(tr, fit[:3], steps=60, progress=lambda msg: None)
+    assert first["rows"] == 3 * tr.n_audio and 0 < first["word_share"] < 1
+    assert more["loss_last"] < first["loss_first"] and more["cosine_on_words"] > first["cosine_on_words"]
+    m = T.train("ref-cascade", 1, out_dir=tmp_path / "a", fit=fit[:3], heldout=[], assembled=assembled,
+                backbone=backbone, hyper=dict(batch=2, align_steps=2, align_clips=2), progress=lambda msg: None)
+    assert m["align"]["clips"] == 2 and m["align"]["steps"] == 2
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["align"] == m["align"]

@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--match-text-scale", action="store_true", default=None,
                     help="hold the audio embeddings at the token embeddings' RMS (Trainer.rescale_to_text; "
                          "experimental, off by default)")
+    tr.add_argument("--align-steps", type=int, default=None,
+                    help="first regress the projector's audio embeddings onto the tokens spoken there (ASR word "
+                         "timestamps; harness.reference.align) for this many steps (default 0: off)")
+    tr.add_argument("--align-clips", type=int, default=None, help="fit clips used by --align-steps (default 400)")
     ev = sub.add_parser("evaluate", help="repeat WER on held-out sentences + task accuracy vs the matched cascade")
     ev.add_argument("model", help="registry id of a reference model (ref-cascade, ref-acoustic)")
     ev.add_argument("--items", type=int, default=80, help="items per task (label-balanced; default 80)")
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         hyper = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("rate_extra", args.rate_extra),
                                    ("unfreeze_encoder_layers", args.unfreeze_encoder_layers),
                                    ("precision", args.precision), ("check_every", args.check_every),
-                                   ("init_from", args.init_from), ("match_text_scale", args.match_text_scale))
+                                   ("init_from", args.init_from), ("match_text_scale", args.match_text_scale),
+                                   ("align_steps", args.align_steps), ("align_clips", args.align_clips))
                  if v is not None}
         if args.mix:
             try:
