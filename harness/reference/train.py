@@ -426,6 +426,9 @@ class Trainer:
                 self.progress(f"check @ {done}: {json.dumps(c)}")
             if max_minutes and (time.time() - t0) / 60 > max_minutes:
                 self.progress(f"stopping at step {done}: the {max_minutes} min budget is spent")
+                if heldout and h["check_every"] and (not checks or checks[-1]["step"] != done):
+                    checks.append({"step": done, **self.check(heldout)})   # the saved weights' own numbers
+                    self.progress(f"check @ {done}: {json.dumps(checks[-1])}")
                 break
         seconds = time.time() - t0
         cpu = sum(c["cpu_seconds"] for c in curve) / max(1, len(curve))
