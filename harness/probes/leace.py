@@ -101,19 +101,24 @@ def normalise_word(word: str) -> str | None:
     return normalise_piece(word, stops=frozenset())
 
 
-def word_labels(words: Sequence[Word], n_positions: int, seconds: float) -> list[str | None]:
-    """Per audio position, the normalised word overlapping its span [i·s, (i+1)·s) most; None for none."""
+def word_owners(words: Sequence[Word], n_positions: int, seconds: float) -> list[int]:
+    """Per audio position, the index of the word (one with a normalised form) overlapping its span
+    [i·s, (i+1)·s) most; -1 for none. Shared by the text concept and the reference trainer's alignment."""
     starts = np.arange(n_positions) * seconds
-    out: list[str | None] = [None] * n_positions
+    owner = [-1] * n_positions
     best = np.zeros(n_positions)
-    for w in words:
-        text = normalise_word(w.text)
-        if text is None:
+    for k, w in enumerate(words):
+        if normalise_word(w.text) is None:
             continue
         overlap = np.minimum(starts + seconds, w.end) - np.maximum(starts, w.start)
         for i in np.flatnonzero(overlap > best):
-            out[i], best[i] = text, overlap[i]
-    return out
+            owner[i], best[i] = k, overlap[i]
+    return owner
+
+
+def word_labels(words: Sequence[Word], n_positions: int, seconds: float) -> list[str | None]:
+    """Per audio position, the normalised word overlapping its span most (:func:`word_owners`); None for none."""
+    return [normalise_word(words[k].text) if k >= 0 else None for k in word_owners(words, n_positions, seconds)]
 
 
 def position_energy(audio: Audio, n_positions: int, seconds: float) -> np.ndarray:

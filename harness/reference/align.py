@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 
 SILENCE = "."               # target token for positions that overlap no word
@@ -30,21 +29,15 @@ SILENCE_WEIGHT = 0.1
 
 def position_tokens(backbone, words, n_positions: int, seconds: float) -> tuple[list[int | None], list[str | None]]:
     """Per audio position: the backbone token being spoken (None where no word), and the word it belongs to."""
-    from harness.probes.leace import normalise_word
+    from harness.probes.leace import word_owners
 
-    starts = np.arange(n_positions) * seconds
-    owner = [-1] * n_positions
-    best = np.zeros(n_positions)
-    for k, w in enumerate(words):
-        overlap = np.minimum(starts + seconds, w.end) - np.maximum(starts, w.start)
-        for i in np.flatnonzero(overlap > best):
-            owner[i], best[i] = k, overlap[i]
+    owner = word_owners(words, n_positions, seconds)
     tokens: list[int | None] = [None] * n_positions
     labels: list[str | None] = [None] * n_positions
     for k, w in enumerate(words):
         span = [i for i in range(n_positions) if owner[i] == k]
         text = w.text.strip()
-        if not span or normalise_word(text) is None:
+        if not span:
             continue
         ids = backbone.reply_ids(" " + text)
         for j, i in enumerate(span):
@@ -63,6 +56,8 @@ def align_projector(trainer, clips: Sequence, *, steps: int = 600, lr: float = 1
     from harness.asr import load_asr
     from harness.probes.leace import seconds_per_position
 
+    if not clips:
+        raise ValueError("align_projector: no clips to align (check --align-clips and the fit set)")
     t0 = time.time()
     bb, model = trainer.backbone, trainer.model
     emb = model.get_input_embeddings().weight.detach().float()
