@@ -71,6 +71,29 @@ def test_planted_concept_is_removed_and_the_orthogonal_signal_kept(affine):
     assert keep_before > 0.9 and keep_after > keep_before - 0.02     # the orthogonal signal is intact
 
 
+def test_balanced_probe_sees_rare_classes_that_majority_accuracy_hides():
+    """Like the text concept (``<other>`` ~3/4 of positions): 3 rare classes, weakly planted; plain accuracy
+    barely leaves the majority rate, balanced accuracy clearly leaves 1/K — and falls back to it after LEACE."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(1)
+    n, d = 6000, 16
+    z = rng.choice(4, n, p=[0.76, 0.08, 0.08, 0.08])
+    x = rng.standard_normal((n, d))
+    x[np.arange(n), z] += 1.0
+    acc, chance = leace.linear_probe(x[:4000], z[:4000], x[4000:], z[4000:])
+    bal, bal_chance = leace.linear_probe(x[:4000], z[:4000], x[4000:], z[4000:], balanced=True)
+    assert chance == pytest.approx(np.mean(z[4000:] == 0)) and bal_chance == 0.25
+    assert acc < chance + 0.03                       # plain accuracy: ~majority, nothing to see
+    assert bal > bal_chance + 0.2                    # balanced: the rare classes are decodable
+    constant = balanced_accuracy_score(z[4000:], np.zeros(n - 4000, dtype=int))
+    assert constant == pytest.approx(bal_chance)     # 1/K is what a constant prediction scores
+    eraser = _fit(torch.from_numpy(x[:4000]), z[:4000], affine=True)
+    erased = eraser.erase(3, torch.from_numpy(x).float()).numpy()
+    after, _ = leace.linear_probe(erased[:4000], z[:4000], erased[4000:], z[4000:], balanced=True)
+    assert after < bal_chance + 0.05, after
+
+
 def test_random_eraser_is_rank_matched_orthogonal_seeded_and_mostly_harmless():
     x, z, _ = _planted()
     text = _fit(x[:3000], z[:3000], affine=False)
@@ -255,6 +278,7 @@ def test_leace_experiment_end_to_end(system, task):
     assert set(d["probes"]) == {"text", "energy"} and set(d["probes"]["text"]) == {"none", "text", "random"}
     for scores in d["probes"]["text"].values():
         assert [s["layer"] for s in scores] == [0, 1] and all(0 <= s["accuracy"] <= 1 for s in scores)
+        assert all(0 <= s["balanced_accuracy"] <= 1 and 0 < s["balanced_chance"] <= 1 for s in scores)
     again = leace.leace_experiment(SyntheticRunner(disk_cache=False, progress=False), system, task, fit,
                                    evaluation, **kw)
     assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(d, sort_keys=True)

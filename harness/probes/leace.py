@@ -452,33 +452,55 @@ class ErasedSystem:
 # -- linear probes after erasure --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ProbeScore:
-    """A fresh logistic-regression probe's held-out accuracy vs the majority-class rate (chance)."""
+    """A fresh probe's held-out accuracy vs the majority-class rate (``chance``), and a class-balanced probe's
+    balanced accuracy vs 1/K (``balanced_chance``, K = classes in the test half).
+
+    Why both: the text concept is top-K words + ``<other>``, and ``<other>`` holds ~3/4 of the positions, so
+    plain accuracy sits at the majority rate whether or not any word is readable; balanced accuracy (the mean
+    per-class recall, sklearn's ``balanced_accuracy_score``) of a probe fitted with ``class_weight="balanced"``
+    is what moves when words become decodable.
+    """
 
     layer: int
     accuracy: float
     chance: float
     n_train: int
     n_test: int
+    balanced_accuracy: float | None = None
+    balanced_chance: float | None = None
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "accuracy": self.accuracy, "chance": self.chance,
+                "balanced_accuracy": self.balanced_accuracy, "balanced_chance": self.balanced_chance,
                 "n_train": self.n_train, "n_test": self.n_test}
 
 
-def linear_probe(x_train, y_train, x_test, y_test, *, seed: int = 0) -> tuple[float, float]:
-    """(accuracy, majority-class accuracy) of a standardised multinomial LogisticRegression on held-out data."""
+def linear_probe(x_train, y_train, x_test, y_test, *, seed: int = 0, balanced: bool = False) -> tuple[float, float]:
+    """(accuracy, majority-class accuracy) of a standardised multinomial LogisticRegression on held-out data.
+
+    ``balanced=True``: the probe is fitted with ``class_weight="balanced"`` and scored by balanced accuracy;
+    chance is then 1/K for the K classes present in ``y_test`` (what a constant prediction scores).
+    """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     classes, counts = np.unique(y_train, return_counts=True)
-    chance = float(np.mean(y_test == classes[np.argmax(counts)]))
+    majority = classes[np.argmax(counts)]
+    if balanced:
+        chance = 1.0 / np.unique(y_test).size
+        score = balanced_accuracy_score
+    else:
+        chance = float(np.mean(y_test == majority))
+        score = lambda y, p: float(np.mean(y == p))                          # noqa: E731
     if classes.size < 2:
-        return chance, chance
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+        return float(score(y_test, np.full_like(y_test, majority))), chance
+    probe = make_pipeline(StandardScaler(), LogisticRegression(
+        max_iter=2000, random_state=seed, class_weight="balanced" if balanced else None))
     probe.fit(np.asarray(x_train), y_train)
-    return float(probe.score(np.asarray(x_test), y_test)), chance
+    return float(score(y_test, probe.predict(np.asarray(x_test)))), chance
 
 
 def probe_accuracy(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concept: Concept,
@@ -511,7 +533,8 @@ def probe_accuracy(system, task: Task, items: Sequence[Item], audios: Sequence[A
     for layer in layers:
         x = np.concatenate(xs[layer])
         acc, chance = linear_probe(x[train], y[train], x[~train], y[~train], seed=seed)
-        out[layer] = ProbeScore(layer, acc, chance, int(train.sum()), int((~train).sum()))
+        bal, bal_chance = linear_probe(x[train], y[train], x[~train], y[~train], seed=seed, balanced=True)
+        out[layer] = ProbeScore(layer, acc, chance, int(train.sum()), int((~train).sum()), bal, bal_chance)
     return out
 
 
