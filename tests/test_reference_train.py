@@ -35,6 +35,22 @@ def test_training_data_is_disjoint_from_every_evaluation_item(examples):
     assert D.examples(0, rate_extra=2) == examples                       # seeded
 
 
+def test_scrambled_sentences_are_seeded_word_salad_from_the_fit_vocabulary_only(examples):
+    fit, held, _ = examples
+    got = D.scrambled(fit, 50, seed=0)
+    assert got == D.scrambled(fit, 50, seed=0) and got != D.scrambled(fit, 50, seed=1)
+    vocab = {D._word(t) for e in fit for t in e.transcript.split()}
+    held_only = {D._word(t) for e in held for t in e.transcript.split()} - vocab
+    for e in got:
+        words = [w.lower() for w in e.transcript.rstrip(".").split()]
+        assert 4 <= len(words) <= 12 and set(words) <= vocab and not set(words) & held_only
+        assert e.task is None and e.item.task == "scrambled" and D.RATE_RANGE[0] <= e.length_scale <= D.RATE_RANGE[1]
+    assert len({e.item.id for e in got}) == 50 and D.check_disjoint(got) == 50
+    assert D.data_hash(fit, held) != D.data_hash(fit, held, got)     # they change the manifest's data digest
+    with pytest.raises(ValueError, match="no words"):
+        D.scrambled([], 1)
+
+
 def test_an_evaluation_sentence_in_training_is_refused(examples):
     from harness.tasks import load_task
 
@@ -147,6 +163,20 @@ def test_a_tiny_batch_is_overfit(fresh, clips):
     result = tr.fit(4, one, [])
     losses = [c["loss"] for c in result["curve"]]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0], losses
+
+
+def test_scrambled_clips_feed_only_the_repeat_objective(fresh, clips):
+    backbone, assembled = fresh
+    fit, _ = clips
+    salad = D.synthesize(D.scrambled([c[0] for c in fit], 2), progress=False)
+    seen = []
+    tr = T.Trainer("ref-cascade", assembled=assembled, backbone=backbone, progress=lambda msg: None,
+                   hyper=dict(batch=4, check_every=0))
+    real_sample = tr.sample
+    tr.sample = lambda kind, i, ex, *a: seen.append((kind, ex.item.task)) or real_sample(kind, i, ex, *a)
+    tr.fit(3, fit, [], repeat_clips=salad)
+    assert {task for kind, task in seen if kind != "repeat"} <= set(D.TRAIN_TASKS)
+    assert ("repeat", "scrambled") in seen
 
 
 def test_acoustic_mode_trains_the_rate_objective_and_optional_top_encoder_layer(fresh, clips, tmp_path):

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="first regress the projector's audio embeddings onto the tokens spoken there (ASR word "
                          "timestamps; harness.reference.align) for this many steps (default 0: off)")
     tr.add_argument("--align-clips", type=int, default=None, help="fit clips used by --align-steps (default 400)")
+    tr.add_argument("--scrambled", type=int, default=None,
+                    help="add this many word-salad sentences (fit vocabulary, seeded) for the repeat objective only "
+                         "(harness.reference.data.scrambled; default 0)")
     ev = sub.add_parser("evaluate", help="repeat WER on held-out sentences + task accuracy vs the matched cascade")
     ev.add_argument("model", help="registry id of a reference model (ref-cascade, ref-acoustic)")
     ev.add_argument("--items", type=int, default=80, help="items per task (label-balanced; default 80)")
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                                    ("unfreeze_encoder_layers", args.unfreeze_encoder_layers),
                                    ("precision", args.precision), ("check_every", args.check_every),
                                    ("init_from", args.init_from), ("match_text_scale", args.match_text_scale),
-                                   ("align_steps", args.align_steps), ("align_clips", args.align_clips))
+                                   ("align_steps", args.align_steps), ("align_clips", args.align_clips),
+                                   ("scrambled", args.scrambled))
                  if v is not None}
         if args.mix:
             try:

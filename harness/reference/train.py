@@ -67,7 +67,7 @@ DEFAULT_STEPS = int(BUDGET_MINUTES * 60 / MEASURED_SECONDS_PER_STEP) // 100 * 10
 _COMMON = dict(batch=8, lr=1e-3, precision="bf16", weight_decay=0.01, warmup=40, min_lr_frac=0.1, clip=1.0, topk=64,
                log_every=10, check_every=100, check_n=12, check_max_new_tokens=48,
                unfreeze_encoder_layers=0, rate_extra=0, init_from=None, match_text_scale=False,
-               align_steps=0, align_clips=400, align_lr=1e-3)
+               align_steps=0, align_clips=400, align_lr=1e-3, scrambled=0)
 HYPER = {
     "ref-cascade": dict(_COMMON, mix={"repeat": 0.4, "own": 0.35, "other": 0.25}),
     "ref-acoustic": dict(_COMMON, rate_extra=240, mix={"repeat": 0.3, "own": 0.25, "other": 0.2, "rate": 0.25}),
@@ -351,12 +351,15 @@ class Trainer:
         return out
 
     # -- the loop --------------------------------------------------------------------------------------------
-    def fit(self, steps: int, fit, heldout, rate_clips=(), *, max_minutes: float | None = None) -> dict:
-        """Train ``steps`` steps on ``fit`` ([(example, audio, transcript)]); ``rate_clips`` feed the rate objective."""
+    def fit(self, steps: int, fit, heldout, rate_clips=(), *, repeat_clips=(),
+            max_minutes: float | None = None) -> dict:
+        """Train ``steps`` steps on ``fit`` ([(example, audio, transcript)]); ``rate_clips`` feed the rate objective,
+        ``repeat_clips`` (scrambled sentences) only the repeat objective, which draws from fit + them."""
         from harness.tasks import load_task
 
         h = self.hyper
-        clips = list(fit) + list(rate_clips)
+        clips = list(fit) + list(rate_clips) + list(repeat_clips)
+        repeat_pool = [*range(len(fit)), *range(len(fit) + len(rate_clips), len(clips))]
         tasks = {n: load_task(n) for n in D.TRAIN_TASKS}
         donors = {n: list(t.train) for n, t in tasks.items() if t.kind == "multiple_choice"}
         rate_pool = [i for i, (ex, _, _) in enumerate(clips) if ex.label is not None]
@@ -377,8 +380,10 @@ class Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
         order: list[int] = []
         rate_order: list[int] = []
+        repeat_order: list[int] = []
         curve, checks, t0, done = [], [], time.time(), 0
-        self.progress(f"{self.mode}: {len(fit)} clips (+{len(rate_clips)} rate-only), {steps} steps × batch "
+        self.progress(f"{self.mode}: {len(fit)} clips (+{len(rate_clips)} rate-only, +{len(repeat_clips)} "
+                      f"repeat-only), {steps} steps × batch "
                       f"{h['batch']}, mix {mix}, trainable {sum(p.numel() for p in self.params):,} params")
         for step in range(steps):
             ts, cs = time.time(), time.process_time()
@@ -390,6 +395,11 @@ class Trainer:
                         rate_order = rate_pool[:]
                         rng.shuffle(rate_order)
                     i = rate_order.pop()
+                elif kind == "repeat" and repeat_clips:
+                    if not repeat_order:
+                        repeat_order = repeat_pool[:]
+                        rng.shuffle(repeat_order)
+                    i = repeat_order.pop()
                 else:
                     if not order:
                         order = list(range(len(fit)))
@@ -542,11 +552,12 @@ def trained_system(path: Path, name: str | None = None, *, backbone=None):
 
 # -- entry points -----------------------------------------------------------------------------------------------
 def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path | None = None,
-          hyper: dict | None = None, fit=None, heldout=None, rate_clips=None, assembled=None, backbone=None,
+          hyper: dict | None = None, fit=None, heldout=None, rate_clips=None, repeat_clips=None, assembled=None,
+          backbone=None,
           max_minutes: float | None = None, progress: Callable[[str], None] = print) -> dict:
     """Train ``mode`` from scratch and write it to ``out_dir`` (default ``fixtures/reference/<mode>``).
 
-    ``fit``/``heldout``/``rate_clips``: [(Example, Audio, transcript)] to use instead of the full data set
+    ``fit``/``heldout``/``rate_clips``/``repeat_clips``: [(Example, Audio, transcript)] to use instead of the full data set
     (tests); by default :mod:`harness.reference.data` builds them (TTS, cached). Returns the manifest, with
     the live ``Trainer`` under the key ``"_trainer"`` (not written to disk).
     """
@@ -560,15 +571,19 @@ def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path
         fit = D.synthesize(ex_fit, desc="tts (fit)")
         heldout = D.synthesize(ex_held, desc="tts (held-out)")
         rate_clips = D.synthesize(ex_extra, desc="tts (rate)") if ex_extra else []
-    heldout, rate_clips = list(heldout or []), list(rate_clips or [])
+        if h["scrambled"]:
+            repeat_clips = D.synthesize(D.scrambled(ex_fit, h["scrambled"], seed), desc="tts (scrambled)")
+    heldout, rate_clips, repeat_clips = list(heldout or []), list(rate_clips or []), list(repeat_clips or [])
     if mode == "ref-acoustic" and heldout:   # put the rate items first so a small check sees both kinds
         rate_first = [c for c in heldout if c[0].task.name == D.RATE_TASK]
         rest = [c for c in heldout if c[0].task.name != D.RATE_TASK]
         heldout = [c for pair in zip(rate_first, rest) for c in pair] + rate_first[len(rest):] + rest[len(rate_first):]
-    longest = D.check_window([*fit, *heldout, *rate_clips], trainer.chunk_seconds)
+    longest = D.check_window([*fit, *heldout, *rate_clips, *repeat_clips], trainer.chunk_seconds)
     progress(f"longest clip {longest:.2f} s (window {trainer.chunk_seconds} s)")
-    data_info = {"sha256": D.data_hash([c[0] for c in fit], [c[0] for c in heldout], [c[0] for c in rate_clips]),
+    groups = [[c[0] for c in g] for g in (fit, heldout, rate_clips, *([repeat_clips] if repeat_clips else []))]
+    data_info = {"sha256": D.data_hash(*groups),
                  "n_fit": len(fit), "n_heldout": len(heldout), "n_rate_only": len(rate_clips),
+                 "n_scrambled": len(repeat_clips),
                  "tasks": list(D.TRAIN_TASKS), "rate_range": list(D.RATE_RANGE), "longest_clip_s": round(longest, 2),
                  "tts": __import__("harness.tts", fromlist=["engine_version"]).engine_version()}
     if h["align_steps"]:       # warm start: audio embeddings regressed onto the spoken tokens (align.py)
@@ -579,7 +594,7 @@ def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path
         progress(f"align: {result_align}")
         if heldout and h["check_every"]:
             progress(f"check after align: {json.dumps(trainer.check(heldout))}")
-    result = trainer.fit(steps, fit, heldout, rate_clips, max_minutes=max_minutes)
+    result = trainer.fit(steps, fit, heldout, rate_clips, repeat_clips=repeat_clips, max_minutes=max_minutes)
     if h["align_steps"]:
         result["align"] = result_align
     manifest = save(trainer, out_dir, result, data_info)
