@@ -125,8 +125,8 @@ def scrambled(fit: list[Example], n: int, seed: int = SEED) -> list[Example]:
     """``n`` word-salad sentences (4–12 words drawn uniformly from the fit sentences' vocabulary, seeded), each
     spoken at a seeded rate from ``RATE_RANGE``; they feed only the repeat objective.
 
-    Why: trained on the 916 fit sentences alone, the projector memorises them — repeat cross-entropy on the
-    training clips fell to ~0.7 nats while held-out repeat WER stayed ~1.0 (issue 5, session 4). A sentence
+    Why: trained on the 916 fit sentences alone, the projector memorises them — after 850 steps it repeated
+    training clips at WER 0.28 but held-out sentences at 0.75 (issue 5, session 4). A sentence
     whose words are drawn at random cannot be repeated from its gist; only reading the audio helps. Drawing
     word *types* uniformly (not by frequency) spreads the training signal over the whole vocabulary.
     """

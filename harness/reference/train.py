@@ -553,8 +553,7 @@ def trained_system(path: Path, name: str | None = None, *, backbone=None):
 # -- entry points -----------------------------------------------------------------------------------------------
 def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path | None = None,
           hyper: dict | None = None, fit=None, heldout=None, rate_clips=None, repeat_clips=None, assembled=None,
-          backbone=None,
-          max_minutes: float | None = None, progress: Callable[[str], None] = print) -> dict:
+          backbone=None, max_minutes: float | None = None, progress: Callable[[str], None] = print) -> dict:
     """Train ``mode`` from scratch and write it to ``out_dir`` (default ``fixtures/reference/<mode>``).
 
     ``fit``/``heldout``/``rate_clips``/``repeat_clips``: [(Example, Audio, transcript)] to use instead of the full data set
