@@ -8,15 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from harness.cache import cache_root
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
+# Read before pytester moves HOME to a temp folder: without it, the subprocess runs would use an empty answer
+# cache under that HOME (when CASCADE_EQ_CACHE is unset, as in CI) and the session would infer it all twice.
+SESSION_CACHE = cache_root()
 TEST = str(ROOT / "equivalence_tests" / "test_agreement.py")
 SELECT = ["-k", "ref-disguised-cascade and sentiment", "-p", "no:cacheprovider", "--rootdir", str(ROOT)]
 
 
 @pytest.mark.slow
-def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pytester, tmp_path):
+def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("CASCADE_EQ_CACHE", str(SESSION_CACHE))      # the subprocesses share this session's cache
     good = pytester.runpytest_subprocess(TEST, *SELECT, "--report-dir", str(tmp_path / "good"))
     good.assert_outcomes(passed=1)
     bad = pytester.runpytest_subprocess(TEST, *SELECT, "--mutant", "ref-disguised-cascade~flip0.4",
