@@ -49,6 +49,8 @@ def test_scrambled_sentences_are_seeded_word_salad_from_the_fit_vocabulary_only(
     assert D.data_hash(fit, held) != D.data_hash(fit, held, got)     # they change the manifest's data digest
     with pytest.raises(ValueError, match="no words"):
         D.scrambled([], 1)
+    with pytest.raises(ValueError, match="n=-1"):
+        D.scrambled(fit, -1)
 
 
 def test_an_evaluation_sentence_in_training_is_refused(examples):

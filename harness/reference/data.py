@@ -130,6 +130,8 @@ def scrambled(fit: list[Example], n: int, seed: int = SEED) -> list[Example]:
     whose words are drawn at random cannot be repeated from its gist; only reading the audio helps. Drawing
     word *types* uniformly (not by frequency) spreads the training signal over the whole vocabulary.
     """
+    if n < 0:
+        raise ValueError(f"scrambled: n={n}; expected 0 or more sentences")
     vocab = sorted({w for ex in fit for w in (_word(t) for t in ex.transcript.split()) if w})
     if n and not vocab:
         raise ValueError("scrambled: the fit sentences have no words to draw from")
