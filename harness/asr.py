@@ -7,13 +7,16 @@ no conditioning on previous text, greedy unless ``beam_size`` says otherwise.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from harness.audio import Audio
+from harness.cache import atomic_write_bytes, cache_dir, stable_key
 
 PACKAGED = "tiny.en"
 
@@ -69,7 +72,12 @@ class ASR:
                                   cpu_threads=threads or min(4, os.cpu_count() or 1))
         self.fingerprint = f"faster-whisper:{model}:{compute_type}:beam{beam_size}"
 
-    def transcribe(self, audio: Audio) -> Transcript:
+    def transcribe(self, audio: Audio, *, cached: bool = False) -> Transcript:
+        """``cached``: keep the result on disk, keyed by this model's fingerprint and the audio's samples
+        (decoding is deterministic, so a stored transcript is the one a rerun would get). For callers that
+        transcribe the same clips run after run: the reference trainer's alignment and the LEACE labels."""
+        if cached:
+            return self._cached(audio)
         segments, _ = self.model.transcribe(
             audio.samples, language="en", task="transcribe", beam_size=self.beam_size,
             temperature=0.0, condition_on_previous_text=False, word_timestamps=True,
@@ -80,6 +88,19 @@ class ASR:
                       for s in segments for w in (s.words or ()))
         text = " ".join(s.text.strip() for s in segments).strip()
         return Transcript(text=text, words=words)
+
+    def _cached(self, audio: Audio) -> Transcript:
+        key = stable_key("transcript", self.fingerprint, hashlib.sha256(audio.samples.tobytes()).hexdigest())
+        path = cache_dir("transcripts") / key[:2] / f"{key}.json"
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                return Transcript(data["text"], tuple(Word(**w) for w in data["words"]))
+            except Exception:
+                path.unlink(missing_ok=True)    # unreadable: recompute, never trust it
+        out = self.transcribe(audio)
+        atomic_write_bytes(path, json.dumps({"text": out.text, "words": [vars(w) for w in out.words]}).encode())
+        return out
 
 
 @lru_cache(maxsize=4)

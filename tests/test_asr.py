@@ -39,3 +39,20 @@ def test_unknown_model_directory_is_a_clear_error():
 
     with pytest.raises(Exception, match="no-such-model"):
         ASR("no-such-model-dir/..", device="cpu")
+
+
+def test_cached_transcript_is_reused_and_a_corrupt_entry_is_recomputed(asr, tmp_cache, monkeypatch):
+    audio = tts.synthesize(SENTENCE, item_id="asr-3")
+    first = asr.transcribe(audio, cached=True)
+    assert first == asr.transcribe(audio)
+    [entry] = (tmp_cache / "transcripts").rglob("*.json")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again although the transcript is on disk")
+
+    with monkeypatch.context() as m:
+        m.setattr(asr.model, "transcribe", no_decoding)
+        assert asr.transcribe(audio, cached=True) == first
+    entry.write_text("{not json")
+    assert asr.transcribe(audio, cached=True) == first
+    assert asr.transcribe(add_noise(audio, "white", 10.0, seed=0), cached=True) != first   # keyed by the samples

@@ -590,7 +590,8 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
         from harness.asr import load_asr
 
         asr = asr or load_asr()
-        words = {it.id: asr.transcribe(a).words for it, a in zip([*fit_items, *eval_items], [*fit_audio, *eval_audio])}
+        words = {it.id: asr.transcribe(a, cached=True).words
+                 for it, a in zip([*fit_items, *eval_items], [*fit_audio, *eval_audio])}
     seconds = seconds_per_position(system)
     text = text_concept(words, fit_items, seconds, top_k=top_k)
     energy = energy_concept(fit_items, fit_audio, seconds, bins=energy_bins)

@@ -6,7 +6,8 @@ for hundreds of steps, on the training clips themselves (issue 5's curves). The 
 (repeat WER 0.13 when the transcript is given as text), so what is missing is audio embeddings that look like
 the tokens being spoken. This stage gives the projector that start cheaply, without the backbone in the loop:
 
-- ASR word timestamps (faster-whisper, ``word_timestamps=True``) place each transcript word in time;
+- ASR word timestamps (faster-whisper, ``word_timestamps=True``) place each transcript word in time (kept on
+  disk: the 916 fit clips cost ~8 min of 2-core CPU the first time, seconds after);
 - the backbone's tokens of a word are spread evenly over the audio positions the word overlaps most
   (``harness.probes.leace.word_labels``'s rule), so a position's target is the *input embedding* of the token
   being spoken there ("fire fire fl ies" for "fireflies" over four positions);
@@ -68,7 +69,7 @@ def align_projector(trainer, clips: Sequence, *, steps: int = 600, lr: float = 1
     for n, (ex, audio, _) in enumerate(clips):
         state = trainer._encoder_state(n, audio)          # the trainer's cache: reused by the fit that follows
         rows = state.reshape(-1, model.config.audio_config.intermediate_size)
-        tokens, _ = position_tokens(bb, asr.transcribe(audio).words, rows.shape[0], seconds)
+        tokens, _ = position_tokens(bb, asr.transcribe(audio, cached=True).words, rows.shape[0], seconds)
         X.append(rows)
         T.append(torch.tensor([silence if t is None else t for t in tokens]))
         W.append(torch.tensor([SILENCE_WEIGHT if t is None else 1.0 for t in tokens]))
