@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="first regress the projector's audio embeddings onto the tokens spoken there (ASR word "
                          "timestamps; harness.reference.align) for this many steps (default 0: off)")
     tr.add_argument("--align-clips", type=int, default=None, help="fit clips used by --align-steps (default 400)")
+    tr.add_argument("--align-layout", choices=("spread", "onset"), default=None,
+                    help="alignment targets: a word's tokens spread over its positions, or once from its onset "
+                         "with a filler elsewhere (default spread; see harness.reference.align.LAYOUTS)")
     tr.add_argument("--scrambled", type=int, default=None,
                     help="add this many word-salad sentences (fit vocabulary, seeded) for the repeat objective only "
                          "(harness.reference.data.scrambled; default 0)")
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                    ("precision", args.precision), ("check_every", args.check_every),
                                    ("init_from", args.init_from), ("match_text_scale", args.match_text_scale),
                                    ("align_steps", args.align_steps), ("align_clips", args.align_clips),
+                                   ("align_layout", args.align_layout),
                                    ("scrambled", args.scrambled))
                  if v is not None}
         if args.mix:

@@ -67,7 +67,7 @@ DEFAULT_STEPS = int(BUDGET_MINUTES * 60 / MEASURED_SECONDS_PER_STEP) // 100 * 10
 _COMMON = dict(batch=8, lr=1e-3, precision="bf16", weight_decay=0.01, warmup=40, min_lr_frac=0.1, clip=1.0, topk=64,
                log_every=10, check_every=100, check_n=12, check_max_new_tokens=48,
                unfreeze_encoder_layers=0, rate_extra=0, init_from=None, match_text_scale=False,
-               align_steps=0, align_clips=400, align_lr=1e-3, scrambled=0)
+               align_steps=0, align_clips=400, align_lr=1e-3, align_layout="spread", scrambled=0)
 HYPER = {
     "ref-cascade": dict(_COMMON, mix={"repeat": 0.4, "own": 0.35, "other": 0.25}),
     "ref-acoustic": dict(_COMMON, rate_extra=240, mix={"repeat": 0.3, "own": 0.25, "other": 0.2, "rate": 0.25}),
@@ -589,7 +589,7 @@ def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path
         from harness.reference.align import align_projector
 
         result_align = align_projector(trainer, fit[: h["align_clips"]], steps=h["align_steps"], lr=h["align_lr"],
-                                       seed=seed, progress=progress)
+                                       seed=seed, layout=h["align_layout"], progress=progress)
         progress(f"align: {result_align}")
         if heldout and h["check_every"]:
             progress(f"check after align: {json.dumps(trainer.check(heldout))}")
