@@ -260,6 +260,8 @@ def test_onset_alignment_places_each_token_once_and_fills_the_rest(parts):
     assert tokens[:len(fire)] == fire and tokens[len(fire):6] == [None] * (6 - len(fire))
     assert labels[:6] == ["Fireflies"] * 6 and labels[7:9] == ["glow"] * 2
     assert [t for t in tokens[6:] if t is not None] == glow
+    short, _ = position_tokens(backbone, [Word("Fireflies", 0.0, 0.08, 0.9)], 3, 0.08, layout="onset")
+    assert short == [fire[0], None, None]          # more tokens than positions: an even subset, first kept
     with pytest.raises(ValueError, match="layout 'diagonal'"):
         position_tokens(backbone, words, 12, 0.08, layout="diagonal")
 
