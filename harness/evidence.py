@@ -23,10 +23,10 @@ from harness.tasks import Task, load_task
 from harness.verdict import Verdict
 
 MUTANT = re.compile(r"^(?P<base>[^~]+)~flip(?P<share>0?\.\d+|1(?:\.0+)?)$")
-NOISE_GRID = (20, 10, 5, 0)
+NOISE_GRID = (20, 10, 5, 0)        # dB, besides clean (the paper's range: clean down to 0 dB)
 # Items per task for the reference models when --items is not given: the default CPU run (cold caches, 2 cores)
 # must finish in ~15 min; 80 label-balanced items give κ CIs of about ±0.12 (stats.items_for_kappa_halfwidth).
-REFERENCE_ITEMS = 80        # dB, besides clean (the paper's range: clean down to 0 dB)
+REFERENCE_ITEMS = 80
 
 
 def split_mutant(model_id: str) -> tuple[str, float | None]:

@@ -35,6 +35,15 @@ def test_family_table_covers_the_tiny_classes():
     assert set(tiny_models.FAMILIES) == set(FAMILIES)
 
 
+def test_voxtral_audio_count_from_the_config_equals_the_encoders_output():
+    model, processor = tiny_models.build("voxtral")
+    system = HFNativeSpeechLLM(model, processor, "voxtral", model_id="tiny/voxtral", revision="random")
+    feats = FAMILIES["voxtral"].features(system._feature_extractor, SyntheticRunner().clean_audio(load_task("topic").items[0]))
+    with torch.no_grad():
+        produced = model.get_audio_features(feats["input_features"]).pooler_output.shape[0]
+    assert FAMILIES["voxtral"].n_audio(model, feats) == produced > 0
+
+
 def test_answers_via_runner_are_deterministic(system, task):
     items = task.items[:3]
     first = SyntheticRunner(disk_cache=False, progress=False).answers(system, task, items)

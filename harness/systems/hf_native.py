@@ -60,6 +60,15 @@ def _conv_len(n: int) -> int:  # Qwen audio encoders: conv stride 2 then pool 2
     return ((n - 1) // 2 + 1 - 2) // 2 + 1
 
 
+def _voxtral_n_audio(model, feats: dict) -> int:
+    """Voxtral's audio embeddings: the encoder's frames (conv stride 2), ``intermediate_size / hidden_size`` of
+    them stacked per embedding. Counted from the config: running the encoder only to count its output doubled
+    the cost of every answer on a CPU (tests/test_adapters.py checks it against the encoder)."""
+    cfg = model.config.audio_config
+    batch, frames = feats["input_features"].shape[0], feats["input_features"].shape[-1]
+    return batch * ((frames - 1) // 2 + 1) * cfg.hidden_size // cfg.intermediate_size
+
+
 # -- the per-family table --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Family:
@@ -90,7 +99,7 @@ FAMILIES: dict[str, Family] = {
         "VoxtralForConditionalGeneration",
         slot=lambda tok: (getattr(tok, "begin_audio_token", None) or "[BEGIN_AUDIO]") + tok.audio_token,
         features=lambda fe, a: _whisper(fe, a, None),
-        n_audio=lambda m, f: int(m.get_audio_features(f["input_features"]).pooler_output.shape[0]),
+        n_audio=_voxtral_n_audio,
         notes="VoxtralProcessor needs mistral-common's tokenizer; inputs built here (placeholder expanded)."),
     "granite_speech": Family(
         "GraniteSpeechForConditionalGeneration",
