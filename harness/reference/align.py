@@ -18,7 +18,9 @@ audio embeddings that look like the tokens being spoken. This stage gives the pr
 
 The end-to-end objectives then start from embeddings near the spoken tokens. Only the "onset" layout is one
 the frozen backbone can read if matched exactly (``LAYOUTS``); after 1,500 align steps on 916 clips neither
-layout reads yet on its own (held-out repeat WER 1.27 onset, 2.46 spread, 2026-11-25).
+layout reads yet on its own (held-out repeat WER 1.27 onset, 2.46 spread, 2026-11-25). End to end (align +
+word salad + distillation, 2026-11-26) onset did not beat spread: level on the trainer's 12-sentence check at
+~750 steps (0.78 vs 0.82), 0.73 on all 24 after 750 steps vs spread's 0.64 after 969.
 """
 from __future__ import annotations
 
