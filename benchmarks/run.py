@@ -4,8 +4,8 @@
 
 Measures seconds per item for TTS (cold cache), ASR (Whisper tiny.en), the backbone's answer (option
 scoring), the reference speech-LLM's answer (ref-cascade: encoder, projector, backbone — the default
-`pytest` run's largest cost), one κ bootstrap CI at n=500, and the wall time of the demo command run twice: the second run must take its audio, the
-converted backbone and the answers from the caches. Exits 1 when a target is missed.
+`pytest` run's largest cost), one κ bootstrap CI at n=500, and the wall time of the demo command run twice:
+the second run must take its audio, the converted backbone and the answers from the caches. Exits 1 when a target is missed.
 """
 from __future__ import annotations
 

@@ -114,9 +114,9 @@ class Backbone:
         """Sum of log P(option tokens | prefix) for each option.
 
         ``prefix_embeds``: [T, H] embeddings of the prompt up to the assistant's reply. The prefix (hundreds of
-        positions for a speech-LLM) runs once and its KV cache is reused for every option, cropped back to the prefix
-        after each: n options cost one prefix pass plus their own few tokens, not n prefix passes (the CPU default
-        run's largest cost). Scores equal a plain forward pass of prefix + option (tests/test_lm.py)."""
+        positions for a speech-LLM) runs once and its KV cache is reused for every option, cropped back to the
+        prefix after each: n options cost one prefix pass plus their own few tokens, not n prefix passes (the CPU
+        default run's largest cost). Scores equal a plain forward pass of prefix + option (tests/test_lm.py)."""
         option_ids = [self.reply_ids(o) for o in options]
         if any(not ids for ids in option_ids):
             raise ValueError(f"an option tokenises to nothing: {list(options)!r}")

@@ -38,7 +38,8 @@ def test_family_table_covers_the_tiny_classes():
 def test_voxtral_audio_count_from_the_config_equals_the_encoders_output():
     model, processor = tiny_models.build("voxtral")
     system = HFNativeSpeechLLM(model, processor, "voxtral", model_id="tiny/voxtral", revision="random")
-    feats = FAMILIES["voxtral"].features(system._feature_extractor, SyntheticRunner().clean_audio(load_task("topic").items[0]))
+    clip = SyntheticRunner().clean_audio(load_task("topic").items[0])
+    feats = FAMILIES["voxtral"].features(system._feature_extractor, clip)
     with torch.no_grad():
         produced = model.get_audio_features(feats["input_features"]).pooler_output.shape[0]
     assert FAMILIES["voxtral"].n_audio(model, feats) == produced > 0

@@ -30,10 +30,11 @@ before transformers 5's own output-recording hooks (``utils/output_capturing.py`
 with forward hooks on the decoder layers; the first entry from layer 0's input). Entry l ≥ 1 is erased in
 layer l−1's *output* (= layer l's input, and what ``output_hidden_states`` records); entry 0 in a forward
 *pre*-hook on layer 0. Only the prompt's audio positions are erased (``scope="audio"``): a call whose
-sequence is at least the prompt long starts at position 0 (the prompt pass of option scoring and of generation,
-``residual_stream``); shorter calls are cached steps past the prompt (an option's later tokens, generated
-tokens), left alone — they still attend to the erased keys/values cached by the prompt pass. ``scope="all"`` erases every position of every
-call (generated tokens included), the paper's reading of "during generation too".
+sequence is at least the prompt long starts at position 0 (the prompt pass of option scoring and of
+generation, ``residual_stream``); shorter calls are cached steps past the prompt (an option's later tokens,
+generated tokens), left alone — they still attend to the erased keys/values cached by the prompt pass.
+``scope="all"`` erases every position of every call (generated tokens included), the paper's reading of
+"during generation too".
 
 **Controls**: ``random_eraser`` — a seeded orthogonal projection onto the complement of a random subspace with
 the text eraser's rank at every layer; and the acoustic concept's own LEACE eraser.
