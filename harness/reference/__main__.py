@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop early (and save) once this much wall time is spent; the schedule still assumes --steps")
     tr.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's choice; use 1 when another heavy job shares 2 cores)")
+    tr.add_argument("--device", default="cpu",
+                    help="torch device for training, e.g. cuda (default cpu; the committed recipes are CPU budgets)")
     tr.add_argument("--unfreeze-encoder-layers", type=int, default=0,
                     help="ref-acoustic: also train the top K Whisper encoder layers (default 0: projector only)")
     tr.add_argument("--rate-extra", type=int, default=None,
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
               f"s/step → ETA ~{args.steps * T.MEASURED_SECONDS_PER_STEP / 60:.0f} min (live ETA in the step lines)",
               flush=True)
         manifest = T.train(args.mode, args.steps, seed=args.seed, out_dir=args.out, hyper=hyper,
-                           max_minutes=args.max_minutes, progress=lambda m: print(m, flush=True))
+                           max_minutes=args.max_minutes, device=args.device,
+                           progress=lambda m: print(m, flush=True))
         manifest.pop("_trainer", None)
         print(json.dumps({k: manifest[k] for k in ("mode", "steps", "seconds", "seconds_per_step", "checks")},
                          indent=2))

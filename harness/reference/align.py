@@ -92,7 +92,8 @@ def align_projector(trainer, clips: Sequence, *, steps: int = 600, lr: float = 1
         W.append(torch.tensor([SILENCE_WEIGHT if t is None else 1.0 for t in tokens]))
         if (n + 1) % 100 == 0 or n + 1 == len(clips):
             progress(f"align: ASR word timestamps {n + 1}/{len(clips)} clips ({time.time() - t0:.0f} s)")
-    X, T, W = torch.cat(X), torch.cat(T), torch.cat(W)
+    X = torch.cat(X)
+    T, W = torch.cat(T).to(X.device), torch.cat(W).to(X.device)
     target = emb[T]
     proj = model.model.multi_modal_projector
     params = list(proj.parameters())
@@ -101,7 +102,7 @@ def align_projector(trainer, clips: Sequence, *, steps: int = 600, lr: float = 1
     scale = float(emb.pow(2).mean())
     losses = []
     for step in range(steps):
-        idx = torch.randint(0, X.shape[0], (min(rows_per_step, X.shape[0]),), generator=gen)
+        idx = torch.randint(0, X.shape[0], (min(rows_per_step, X.shape[0]),), generator=gen).to(X.device)
         with torch.enable_grad():
             out = proj(X[idx])
             loss = ((out - target[idx]).pow(2).mean(-1) * W[idx]).sum() / W[idx].sum() / scale

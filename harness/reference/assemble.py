@@ -154,7 +154,7 @@ def init_projector(model, seed: int = 0) -> None:
 
 def projector_weights(model) -> dict[str, torch.Tensor]:
     """The projector's state dict (detached copies): what a trainer saves under ``fixtures/reference/``."""
-    return {k: v.detach().clone() for k, v in model.model.multi_modal_projector.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in model.model.multi_modal_projector.state_dict().items()}
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:

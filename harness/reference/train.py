@@ -1,4 +1,5 @@
 """Train the reference speech-LLMs' projector (Ultravox-style) on CPU: ``ref-cascade`` and ``ref-acoustic``.
+(``device="cuda"`` / ``--device cuda`` runs the same loop on a GPU; the manifest records which device trained.)
 
 Model: :func:`harness.reference.assemble.assemble` — frozen converted Whisper tiny.en encoder, seeded random
 ``multi_modal_projector``, frozen offline backbone. Only the projector trains (and, for ``ref-acoustic`` with
@@ -131,8 +132,8 @@ class Teacher:
         rows = [prompt + o + self.end for o in opts]
         width = max(map(len, rows))
         pad = bb.tokenizer.pad_token_id or 0
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=bb.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=bb.device)
         logits = bb.model(input_ids=ids, attention_mask=mask).logits.float()
         P = len(prompt)
         logp = torch.log_softmax(logits[:, P - 1:], dim=-1)
@@ -148,7 +149,7 @@ class Teacher:
 # -- the trainer ----------------------------------------------------------------------------------------------
 class Trainer:
     def __init__(self, mode: str, *, seed: int = 0, hyper: dict | None = None, assembled=None, backbone=None,
-                 chunk_seconds: int | None = None, progress: Callable[[str], None] = print):
+                 chunk_seconds: int | None = None, device: str = "cpu", progress: Callable[[str], None] = print):
         from harness.lm import load_backbone
         from harness.reference import assemble as A
         from harness.systems.hf_native import HFNativeSpeechLLM
@@ -158,10 +159,12 @@ class Trainer:
         self.mode, self.seed, self.progress = mode, seed, progress
         self.hyper = dict(HYPER[mode], **(hyper or {}))
         torch.manual_seed(seed)
-        self.backbone = backbone or load_backbone()
+        self.device = torch.device(device)
+        self.backbone = backbone or load_backbone(device=device)
         if assembled is None:
             assembled = A.assemble(seed=seed, chunk_seconds=chunk_seconds or A.CHUNK_SECONDS, backbone=self.backbone)
         self.model, self.processor, self.info = assembled
+        self.model.to(self.device)
         if self.hyper["precision"] not in ("bf16", "fp32"):
             raise ValueError(f"precision {self.hyper['precision']!r}: expected 'bf16' (autocast) or 'fp32'")
         if self.hyper["init_from"]:      # continue from another trained reference (e.g. ref-acoustic ← ref-cascade)
@@ -194,22 +197,25 @@ class Trainer:
 
     # -- audio side --------------------------------------------------------------------------------------
     @torch.no_grad()
-    @torch.autocast("cpu", enabled=False)   # frozen part: float32, computed once per clip
     def _encoder_state(self, i: int, audio) -> torch.Tensor:
         if i not in self.enc_cache:
-            tower = self.model.model.audio_tower
-            feats = self.processor.feature_extractor(audio.samples, sampling_rate=16_000,
-                                                     return_tensors="pt")["input_features"]
-            if self.split == len(tower.layers):
-                h = tower(feats, return_dict=True).last_hidden_state
-            else:
-                feats = feats.to(tower.conv1.weight.dtype)
-                h = F.gelu(tower.conv2(F.gelu(tower.conv1(feats)))).permute(0, 2, 1) + tower.embed_positions.weight
-                for layer in tower.layers[: self.split]:
-                    h = layer(h, attention_mask=None)
-                    h = h[0] if isinstance(h, tuple) else h
-            self.enc_cache[i] = h[0].contiguous()
+            with torch.autocast(self.device.type, enabled=False):   # frozen part: float32, once per clip
+                self.enc_cache[i] = self._encode(audio)
         return self.enc_cache[i]
+
+    def _encode(self, audio) -> torch.Tensor:
+        tower = self.model.model.audio_tower
+        feats = self.processor.feature_extractor(audio.samples, sampling_rate=16_000,
+                                                 return_tensors="pt")["input_features"].to(self.device)
+        if self.split == len(tower.layers):
+            h = tower(feats, return_dict=True).last_hidden_state
+        else:
+            feats = feats.to(tower.conv1.weight.dtype)
+            h = F.gelu(tower.conv2(F.gelu(tower.conv1(feats)))).permute(0, 2, 1) + tower.embed_positions.weight
+            for layer in tower.layers[: self.split]:
+                h = layer(h, attention_mask=None)
+                h = h[0] if isinstance(h, tuple) else h
+        return h[0].contiguous()
 
     def audio_embeds(self, states: torch.Tensor) -> torch.Tensor:
         """[B, positions, 384] cached encoder states → [B·n_audio, 576] audio embeddings (with grad)."""
@@ -262,8 +268,8 @@ class Trainer:
         seqs = [s.ids + s.reply for s in samples]
         width = max(map(len, seqs))
         pad = self.tok.pad_token_id or 0
-        ids = torch.tensor([q + [pad] * (width - len(q)) for q in seqs])
-        mask = torch.tensor([[1] * len(q) + [0] * (width - len(q)) for q in seqs])
+        ids = torch.tensor([q + [pad] * (width - len(q)) for q in seqs], device=self.device)
+        mask = torch.tensor([[1] * len(q) + [0] * (width - len(q)) for q in seqs], device=self.device)
         with torch.no_grad():
             embeds = self.model.get_input_embeddings()(ids)
         states = torch.stack([self._encoder_state(s.clip, clips[s.clip][1]) for s in samples])
@@ -277,15 +283,16 @@ class Trainer:
         embeds, mask, plen = self.merged_embeds(samples, clips)
         hidden = self.model.model.language_model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
         per_sample, parts = [], {}
-        rows = torch.cat([torch.arange(p - 1, p - 1 + len(s.reply)) for p, s in zip(plen, samples)])
-        batch = torch.cat([torch.full((len(s.reply),), b) for b, s in enumerate(samples)])
+        dev = self.device
+        rows = torch.cat([torch.arange(p - 1, p - 1 + len(s.reply), device=dev) for p, s in zip(plen, samples)])
+        batch = torch.cat([torch.full((len(s.reply),), b, device=dev) for b, s in enumerate(samples)])
         logp_all = torch.log_softmax(self.model.lm_head(hidden[batch, rows]).float(), dim=-1)
         start = 0
         for s in samples:
             logp = logp_all[start: start + len(s.reply)]
             start += len(s.reply)
             if s.teacher_idx is None:   # cross-entropy on the reply tokens
-                val = -logp.gather(-1, torch.tensor(s.reply).unsqueeze(-1)).mean()
+                val = -logp.gather(-1, torch.tensor(s.reply, device=dev).unsqueeze(-1)).mean()
             else:                       # KL(teacher top-k ‖ student) per reply position
                 pt = s.teacher_logp.exp()
                 val = (pt * (s.teacher_logp - logp.gather(-1, s.teacher_idx))).sum(-1).mean()
@@ -408,7 +415,7 @@ class Trainer:
                     if self.mode == "ref-acoustic" and kind == "own" and clips[i][0].task.name == D.RATE_TASK:
                         kind = "rate"     # the speaking_rate instruction is answered from the voice
                 batch.append(self.sample(kind, i, clips[i][0], tasks, donors, rng))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=h["precision"] == "bf16"):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=h["precision"] == "bf16"):
                 loss, parts = self.loss(batch, clips)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -457,7 +464,7 @@ class Trainer:
             for name, v in tower.state_dict().items():
                 if name.startswith("layer_norm.") or any(name.startswith(f"layers.{i}.")
                                                           for i in range(self.split, len(tower.layers))):
-                    enc[name] = v.detach().clone().contiguous()
+                    enc[name] = v.detach().cpu().clone().contiguous()
         return projector_weights(self.model), enc
 
 
@@ -503,7 +510,7 @@ def save(trainer: Trainer, out_dir: Path, result: dict, data_info: dict) -> dict
         "encoder_layers_tuned": sorted({int(k.split(".")[1]) for k in enc if k.startswith("layers.")}),
         "data": data_info, "prompt_version": prompts.PROMPT_VERSION, "repeat_instruction": REPEAT_INSTRUCTION,
         "code_version": _git_sha(), "seed": trainer.seed, "hyper": trainer.hyper,
-        "torch": torch.__version__, "transformers": transformers.__version__,
+        "torch": torch.__version__, "transformers": transformers.__version__, "device": _device_name(trainer.device),
         "steps": result["steps"], "seconds": result["seconds"], "seconds_per_step": result["seconds_per_step"],
         "cpu_seconds_per_step": result["cpu_seconds_per_step"],
         "curve": _summary(result["curve"]), "checks": result["checks"], "align": result.get("align"),
@@ -513,6 +520,13 @@ def save(trainer: Trainer, out_dir: Path, result: dict, data_info: dict) -> dict
         manifest["init_from"] = {"path": str(trainer.hyper["init_from"]), "projector_sha256": state_digest(start)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _device_name(device: torch.device) -> str:
+    """What trained it, for the manifest (a GPU-trained projector does not rebuild on 2 CPU cores in 60 min)."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type}: {torch.get_num_threads()} threads"
 
 
 def load_weights(path: Path) -> tuple[dict, dict]:
@@ -553,7 +567,8 @@ def trained_system(path: Path, name: str | None = None, *, backbone=None):
 # -- entry points -----------------------------------------------------------------------------------------------
 def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path | None = None,
           hyper: dict | None = None, fit=None, heldout=None, rate_clips=None, repeat_clips=None, assembled=None,
-          backbone=None, max_minutes: float | None = None, progress: Callable[[str], None] = print) -> dict:
+          backbone=None, max_minutes: float | None = None, device: str = "cpu",
+          progress: Callable[[str], None] = print) -> dict:
     """Train ``mode`` from scratch and write it to ``out_dir`` (default ``fixtures/reference/<mode>``).
 
     ``fit``/``heldout``/``rate_clips``/``repeat_clips``: [(Example, Audio, transcript)] to use instead of the full data set
@@ -561,7 +576,8 @@ def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path
     the live ``Trainer`` under the key ``"_trainer"`` (not written to disk).
     """
     out_dir = Path(out_dir) if out_dir is not None else REFERENCE_DIR / mode
-    trainer = Trainer(mode, seed=seed, hyper=hyper, assembled=assembled, backbone=backbone, progress=progress)
+    trainer = Trainer(mode, seed=seed, hyper=hyper, assembled=assembled, backbone=backbone, device=device,
+                      progress=progress)
     h = trainer.hyper
     if fit is None:
         ex_fit, ex_held, ex_extra = D.examples(seed, rate_extra=h["rate_extra"] if mode == "ref-acoustic" else 0)
