@@ -286,6 +286,17 @@ def test_leace_experiment_end_to_end(system, task):
         leace.leace_experiment(runner, system, task, [evaluation[0], *fit], evaluation, **kw)
 
 
+def test_default_erasure_layers_are_the_papers_nine_spread_over_the_decoder():
+    class Deep:
+        decoder_layers = [None] * 30
+
+    class Shallow:
+        decoder_layers = [None] * 4
+
+    assert leace.paper_layers(Deep()) == [0, 4, 7, 11, 14, 18, 22, 25, 29]
+    assert leace.paper_layers(Shallow()) == [0, 1, 2, 3]        # fewer layers than 9: every one
+
+
 # -- the untrained reference model -----------------------------------------------------------------------------
 def test_reference_model_erasure_changes_scores_and_keeps_them_deterministic(task):
     from harness.reference import assemble

@@ -156,6 +156,31 @@ def test_two_steps_change_only_the_projector_and_write_loadable_weights(fresh, c
     assert info["projector_sha256"] == manifest["projector_sha256"]
 
 
+@pytest.mark.gpu
+def test_a_cuda_step_computes_the_cpu_loss_and_saves_cpu_weights(fresh, clips, tmp_path):
+    """``--device cuda`` (how the committed ref-cascade's last stage was trained, on an H200): the first step's
+    loss equals the CPU's in fp32 on the same batch, and the saved weights and manifest are device-free."""
+    import copy
+    import dataclasses
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    backbone, (model, proc, info) = fresh
+    fit, held = clips
+    on_gpu = (copy.deepcopy(model), proc, info)
+    gpu_backbone = dataclasses.replace(backbone, model=copy.deepcopy(backbone.model).to("cuda"))
+    hyper = dict(batch=2, check_every=0, log_every=1, precision="fp32")
+    runs = {}
+    for device, parts, bb in (("cpu", (model, proc, info), backbone), ("cuda", on_gpu, gpu_backbone)):
+        runs[device] = T.train("ref-cascade", 1, out_dir=tmp_path / device, fit=fit, heldout=held, assembled=parts,
+                               backbone=bb, hyper=hyper, device=device, progress=lambda msg: None)
+    cpu, gpu = (runs[d]["curve"]["points"][0]["loss"] for d in ("cpu", "cuda"))
+    assert gpu == pytest.approx(cpu, rel=1e-3, abs=1e-4)
+    proj, _ = T.load_weights(tmp_path / "cuda")
+    assert all(v.device.type == "cpu" for v in proj.values())
+    assert runs["cuda"]["device"].startswith("cuda: ") and runs["cpu"]["device"].startswith("cpu: ")
+
+
 def test_a_tiny_batch_is_overfit(fresh, clips):
     backbone, assembled = fresh
     fit, _ = clips

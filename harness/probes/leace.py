@@ -37,7 +37,7 @@ generated tokens), left alone — they still attend to the erased keys/values ca
 "during generation too".
 
 **Controls**: ``random_eraser`` — a seeded orthogonal projection onto the complement of a random subspace with
-the text eraser's rank at every layer; and the acoustic concept's own LEACE eraser.
+the text eraser's rank at each of its layers; and the acoustic concept's own LEACE eraser.
 
 ``ErasedSystem`` answers like its SpeechLLM under an eraser; its fingerprint (the runner's cache key) holds
 the eraser's, a digest of the projection matrices and the config. ``leace_experiment`` runs the whole
@@ -65,6 +65,7 @@ from .lens import check_aligned, normalise_piece
 OTHER = "<other>"
 TOP_K = 64
 ENERGY_BINS = 8
+PAPER_LAYERS = 9          # the paper probes and erases at 9 layers (indices not given): see paper_layers
 SCOPES = ("audio", "all")
 RANK_TOL = 1e-6          # singular values of the erased part below this × the largest are numerical zeros
 
@@ -565,6 +566,15 @@ def _even(layers: Sequence[int], n: int) -> list[int]:
     return [layers[i] for i in picks]
 
 
+def paper_layers(system) -> list[int]:
+    """The default layers to erase at: ``PAPER_LAYERS`` residual entries spread evenly over the decoder's inputs
+    (0..L−1, first and last included). Why: the paper erases "at all probed layers at once" and probes 9 layers
+    whose indices it does not give (``shared/PAPER.md``, claims 2–3). Erasing at *every* layer instead removes
+    L × rank dimensions: measured on ref-cascade (topic, n=80; 30 layers × rank 64 of 576), even the rank-matched
+    random control then fell to chance (0.25), so the control could no longer tell text from damage."""
+    return _even(list(range(len(system.decoder_layers))), PAPER_LAYERS)
+
+
 def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval_items: Sequence[Item], *,
                      layers: Sequence[int] | None = None, probe_layers: Sequence[int] | None = None,
                      words: Mapping[str, Sequence[Word]] | None = None, asr=None, top_k: int = TOP_K,
@@ -573,7 +583,7 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
     """Fit text + energy erasers on ``fit_items``, build the random control, and on ``eval_items`` measure task
     accuracy under none/text/random/energy (answers via ``runner``) and fresh linear probes after erasure.
 
-    ``layers``: residual entries to erase at (default: every decoder layer's input, 0..L−1). ``words``: item id →
+    ``layers``: residual entries to erase at (default ``paper_layers``: 9 spread over 0..L−1). ``words``: item id →
     ASR words; transcribed with ``asr`` (default the packaged faster-whisper) when not given.
     """
     overlap = sorted({it.id for it in fit_items} & {it.id for it in eval_items})
@@ -583,7 +593,7 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
     if not fit_items or not eval_items:
         raise ValueError(f"need fitting and evaluation items (got {len(fit_items)} and {len(eval_items)})")
     condition = Condition.parse(condition)
-    layers = _check_layers(system, range(len(system.decoder_layers)) if layers is None else layers)
+    layers = _check_layers(system, paper_layers(system) if layers is None else layers)
     probe_layers = _check_layers(system, _even(layers, 4) if probe_layers is None else probe_layers)
     fit_audio = [runner.audio(task, it, condition) for it in fit_items]
     eval_audio = [runner.audio(task, it, condition) for it in eval_items]

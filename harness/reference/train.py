@@ -294,8 +294,8 @@ class Trainer:
             if s.teacher_idx is None:   # cross-entropy on the reply tokens
                 val = -logp.gather(-1, torch.tensor(s.reply, device=dev).unsqueeze(-1)).mean()
             else:                       # KL(teacher top-k ‖ student) per reply position
-                pt = s.teacher_logp.exp()
-                val = (pt * (s.teacher_logp - logp.gather(-1, s.teacher_idx))).sum(-1).mean()
+                t_logp, t_idx = s.teacher_logp.to(dev), s.teacher_idx.to(dev)   # the teacher may sit elsewhere
+                val = (t_logp.exp() * (t_logp - logp.gather(-1, t_idx))).sum(-1).mean()
             per_sample.append(val)
             parts.setdefault(s.kind, []).append(float(val.detach()))
         total = torch.stack(per_sample).mean()
