@@ -312,7 +312,7 @@ def _stream_at_audio(system, task: Task, item: Item, audio: Audio):
 
 def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concepts: Sequence[Concept],
                 layers: Sequence[int], *, affine: bool = False, dtype=torch.float64, sequential: bool = True,
-                scope: str = "audio") -> dict[str, Eraser]:
+                scope: str = "audio", progress: bool = True) -> dict[str, Eraser]:
     """One LEACE eraser per concept at ``layers``, streamed over ``items``.
 
     ``sequential`` (default): layer by layer in order, each layer's eraser fitted on the stream with the same
@@ -324,6 +324,7 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     layer 0, the first erasure). Costs one forward per item, layer and concept; ``sequential=False`` fits every
     layer from one clean pass per item (exact when erasing at one layer)."""
     from concept_erasure import LeaceFitter
+    from tqdm.auto import tqdm
 
     check_aligned(items, audios)
     layers = _check_layers(system, layers)
@@ -337,8 +338,13 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     seen = {c.name: sum((np.bincount(y[y >= 0], minlength=len(c.classes)) for y in labels[c.name]),
                         np.zeros(len(c.classes), dtype=np.int64)) for c in concepts}
 
+    passes = len(concepts) * len(layers) if sequential else 1
+    bar = tqdm(total=passes * len(prepared), desc=f"LEACE fit {system.name} ({passes} passes)", unit="item",
+               disable=not progress)
+
     def update(concept_names, fit_layers, eraser=None):
         for k, (inputs, positions, _, _) in enumerate(prepared):
+            bar.update()
             stream = erased_stream(system, eraser, inputs, scope=scope)
             stream = stream[:, positions.to(stream.device)].cpu().to(dtype)
             for name in concept_names:
@@ -357,6 +363,7 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
             for j, layer in enumerate(layers):
                 earlier = {x: fitters[c.name][x] for x in layers[:j]}
                 update([c.name], [layer], eraser_from_fitters(c.name, earlier) if earlier else None)
+    bar.close()
     out = {}
     for c in concepts:
         if (seen[c.name] > 0).sum() < 2:
