@@ -334,9 +334,14 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     prepared = [(*_stream_at_audio(system, task, item, audio), item, audio) for item, audio in zip(items, audios)]
     labels = {c.name: [c.labels(item, audio, len(positions)) for _, positions, item, audio in prepared]
               for c in concepts}
-    labels_of = {c.name: c.classes for c in concepts}
+    n_classes = {c.name: len(c.classes) for c in concepts}
     seen = {c.name: sum((np.bincount(y[y >= 0], minlength=len(c.classes)) for y in labels[c.name]),
                         np.zeros(len(c.classes), dtype=np.int64)) for c in concepts}
+    for c in concepts:
+        if (seen[c.name] > 0).sum() < 2:
+            raise ValueError(f"concept {c.name!r}: the {len(items)} fitting items label only "
+                             f"{int(seen[c.name].sum())} positions in {(seen[c.name] > 0).sum()} class(es); "
+                             "need at least 2 classes to fit an eraser")
 
     passes = len(concepts) * len(layers) if sequential else 1
     bar = tqdm(total=passes * len(prepared), desc=f"LEACE fit {system.name} ({passes} passes)", unit="item",
@@ -352,7 +357,7 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
                 keep = y >= 0
                 if not keep.any():
                     continue
-                z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), len(labels_of[name])).to(dtype)
+                z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), n_classes[name]).to(dtype)
                 for layer in fit_layers:
                     fitters[name][layer].update(stream[layer][torch.from_numpy(keep)], z)
 
@@ -366,10 +371,6 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     bar.close()
     out = {}
     for c in concepts:
-        if (seen[c.name] > 0).sum() < 2:
-            raise ValueError(f"concept {c.name!r}: the {len(items)} fitting items label only "
-                             f"{int(seen[c.name].sum())} positions in {(seen[c.name] > 0).sum()} class(es); "
-                             "need at least 2 classes to fit an eraser")
         config = {"kind": "leace", "concept": c.name, "classes": list(c.classes), "description": c.description,
                   "affine": affine, "sequential": sequential, "fit_items": [it.id for it in items],
                   "positions_per_class": seen[c.name].tolist(), "system": system.fingerprint}
