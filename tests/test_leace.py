@@ -229,6 +229,14 @@ def test_sequential_fit_removes_the_concept_at_every_erased_layer_where_one_pass
         assert after_seq[layer] < after_one[layer], (layer, after_seq, after_one)
 
 
+def test_a_concept_seen_in_one_class_only_is_refused_before_any_pass(system, task):
+    items = list(task.train[:2])
+    audios = [synthetic_clip(it) for it in items]
+    constant = leace.Concept("constant", ("a", "b"), lambda item, audio, n: np.zeros(n, dtype=np.int64))
+    with pytest.raises(ValueError, match="'constant'.*1 class"):
+        leace.fit_erasers(system, task, items, audios, [constant], [0, 1], progress=False)
+
+
 def test_hooks_erase_audio_positions_before_transformers_records_them(system, task):
     item = task.items[0]
     inputs = system.inputs_for(task, item, synthetic_clip(item))
