@@ -156,6 +156,13 @@ def test_two_steps_change_only_the_projector_and_write_loadable_weights(fresh, c
     assert info["projector_sha256"] == manifest["projector_sha256"]
 
 
+def test_asking_for_cuda_without_a_gpu_fails_clearly_before_loading_anything():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the refusal only applies without one")
+    with pytest.raises(ValueError, match="device 'cuda'.*no CUDA GPU"):
+        T.Trainer("ref-cascade", device="cuda", backbone=object(), assembled=object(), progress=lambda m: None)
+
+
 @pytest.mark.gpu
 def test_a_cuda_step_computes_the_cpu_loss_and_saves_cpu_weights(fresh, clips, tmp_path):
     """``--device cuda`` (how the committed ref-cascade's last stage was trained, on an H200): the first step's

@@ -160,6 +160,9 @@ class Trainer:
         self.hyper = dict(HYPER[mode], **(hyper or {}))
         torch.manual_seed(seed)
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: torch {torch.__version__} sees no CUDA GPU here "
+                             "(train on the CPU with --device cpu, or install a CUDA build of torch)")
         self.backbone = backbone or load_backbone(device=device)
         if assembled is None:
             assembled = A.assemble(seed=seed, chunk_seconds=chunk_seconds or A.CHUNK_SECONDS, backbone=self.backbone)
