@@ -43,11 +43,9 @@ def _planted(n=4000, d=16, seed=0):
     return torch.from_numpy(x), z, y
 
 
-def _fit(x, z, affine):
-    from concept_erasure import LeaceFitter
-
-    fitter = LeaceFitter(x.shape[1], 4, affine=affine, dtype=torch.float64)
-    fitter.update(x, torch.nn.functional.one_hot(torch.from_numpy(z), 4).double())
+def _fit(x, z, affine, classes=4):
+    fitter = leace.new_fitter(x.shape[1], classes, affine=affine)
+    fitter.update(x, torch.nn.functional.one_hot(torch.from_numpy(z), classes).double())
     return leace.eraser_from_fitters("planted", {3: fitter}, {"kind": "leace", "affine": affine})
 
 
@@ -92,6 +90,37 @@ def test_balanced_probe_sees_rare_classes_that_majority_accuracy_hides():
     erased = eraser.erase(3, torch.from_numpy(x).float()).numpy()
     after, _ = leace.linear_probe(erased[:4000], z[:4000], erased[4000:], z[4000:], balanced=True)
     assert after < bal_chance + 0.05, after
+
+
+def test_rare_classes_are_erased_too():
+    """Like the text concept's tail (a word heard at ~0.1% of positions): concept-erasure's default svd_tol
+    keeps such classes readable; ``new_fitter`` erases them, so no probe trained on the erased fitting data reads
+    any class there (LEACE's guarantee) nor on new draws."""
+    from concept_erasure import LeaceFitter
+
+    rng = np.random.default_rng(2)
+    n, d, k = 40_000, 24, 12
+    p = np.array([0.80, 0.06, 0.06, 0.06] + [0.0025] * 8)
+    z = rng.choice(k, n, p=p / p.sum())
+    x = rng.standard_normal((n, d))
+    x[np.arange(n), z] += 3.0
+    x = torch.from_numpy(x)
+    default = LeaceFitter(d, k, affine=False, dtype=torch.float64)
+    default.update(x[:30_000], torch.nn.functional.one_hot(torch.from_numpy(z[:30_000]), k).double())
+    loose = leace.eraser_from_fitters("default", {3: default})
+    ours = _fit(x[:30_000], z[:30_000], affine=False, classes=k)
+    assert ours.ranks == {3: k - 1} and loose.ranks[3] < k - 1          # the default drops the rare classes
+
+    def balanced(eraser):
+        e = eraser.erase(3, x.float()).numpy()
+        return (leace.linear_probe(e[:30_000], z[:30_000], e[:30_000], z[:30_000], balanced=True)[0],
+                leace.linear_probe(e[:30_000], z[:30_000], e[30_000:], z[30_000:], balanced=True)[0])
+
+    chance = 1 / k
+    before = leace.linear_probe(x[:30_000].numpy(), z[:30_000], x[30_000:].numpy(), z[30_000:], balanced=True)[0]
+    assert before > 0.8
+    assert min(balanced(loose)) > chance + 0.2                 # rare classes still decodable
+    assert max(balanced(ours)) < chance + 0.03, balanced(ours)
 
 
 def test_random_eraser_is_rank_matched_orthogonal_seeded_and_mostly_harmless():
@@ -318,10 +347,14 @@ def test_leace_experiment_end_to_end(system, task):
     assert set(d["accuracy"]) == {"none", "text", "random", "energy"}
     assert d["erasers"]["random"]["ranks"] == d["erasers"]["text"]["ranks"]
     assert d["settings"]["affine"] is False and d["settings"]["scope"] == "audio"
-    assert set(d["probes"]) == {"text", "energy"} and set(d["probes"]["text"]) == {"none", "text", "random"}
-    for scores in d["probes"]["text"].values():
-        assert [s["layer"] for s in scores] == [0, 1] and all(0 <= s["accuracy"] <= 1 for s in scores)
-        assert all(0 <= s["balanced_accuracy"] <= 1 and 0 < s["balanced_chance"] <= 1 for s in scores)
+    for probes in (d["probes"], d["fit_probes"]):
+        assert set(probes) == {"text", "energy"} and set(probes["text"]) == {"none", "text", "random"}
+        for scores in probes["text"].values():
+            assert [s["layer"] for s in scores] == [0, 1] and all(0 <= s["accuracy"] <= 1 for s in scores)
+            assert all(0 <= s["balanced_accuracy"] <= 1 and 0 < s["balanced_chance"] <= 1 for s in scores)
+    # the fitting-data probes train on every labelled fitting position and test on every evaluation position
+    held = d["probes"]["text"]["none"][0]
+    assert d["fit_probes"]["text"]["none"][0]["n_test"] == held["n_train"] + held["n_test"]
     again = leace.leace_experiment(SyntheticRunner(disk_cache=False, progress=False), system, task, fit,
                                    evaluation, **kw)
     assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(d, sort_keys=True)

@@ -2,8 +2,9 @@
 
 lens  → lens.json (per-layer precision, control, difference with CIs; readings at the best layer), lens.png,
         and the implicit cascade's κ with the explicit cascade at the best layer (implicit.json).
-leace → leace.json: accuracy under no / text / random / energy erasure and fresh linear probes after erasure
-        (fitting items from the task's training split, evaluation items from its evaluation split).
+leace → leace.json: accuracy under no / text / random / energy erasure and fresh linear probes after erasure,
+        trained on half the evaluation items or on the fitting items (fitting items from the task's training
+        split, evaluation items from its evaluation split).
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         res = leace_experiment(ev.runner, ev._probe_target(args.model), task, fit, items, probes=not args.no_probes)
         d = res.to_dict()
         (out / "leace.json").write_text(json.dumps(d, indent=2, default=str) + "\n")
-        print(json.dumps({"accuracy": d["accuracy"], "probes": d["probes"]}, default=str)[:4000])
+        print(json.dumps({"accuracy": d["accuracy"], "probes": d["probes"], "fit_probes": d["fit_probes"]},
+                         default=str)[:6000])
     print(f"wrote {out}")
     return 0
 
