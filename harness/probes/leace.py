@@ -587,10 +587,11 @@ def probe_accuracy(system, task: Task, items: Sequence[Item], audios: Sequence[A
 
     With ``items`` held out from the eraser's fitting, this asks whether the eraser *generalises* so far that
     no linear structure is left to learn on new clips — stricter than LEACE's guarantee, which holds on the
-    fitting data (:func:`fit_probe_accuracy`). Measured on ref-cascade (topic, entry 0, 160 evaluation items,
-    top 64 words): balanced accuracy 0.42 before erasure; after it 0.22 / 0.16 / 0.11 with erasers fitted on
-    64 / 320 / 916 clips (chance 0.02): the residual is the eraser's estimation error in 576 dimensions, and
-    it shrinks slowly with fitting speech."""
+    fitting data (:func:`fit_probe_accuracy`). Measured on ref-cascade (topic, entry 0, halves of the 160
+    evaluation items, top 64 words): balanced accuracy 0.42 before erasure; after it 0.22 / 0.16 with erasers
+    fitted on 64 / 320 topic training clips and 0.11 on the 916 reference training clips (chance 0.02), while
+    the fitting-data probe read 0.018 / 0.016 (= chance). The residual is the eraser's estimation error (576
+    dimensions, tens of positions for a rare word); it shrinks slowly with more fitting speech."""
     check_aligned(items, audios)
     layers = _check_layers(system, layers)
     if len(items) < 2:
