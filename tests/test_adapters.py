@@ -125,6 +125,25 @@ def test_hidden_states_at_audio_positions(system, task):
     torch.testing.assert_close(system.lens_logits(stream[-1, -1]), own.float())
 
 
+def test_residual_stream_stops_early_when_asked(system, task):
+    item = task.items[0]
+    inputs = system.inputs_for(task, item, SyntheticRunner().clean_audio(item))
+    full = system.residual_stream(inputs)
+    top = len(system.decoder_layers)
+    ran = []
+    handle = system.decoder_layers[1].register_forward_hook(lambda *args: ran.append(1))
+    try:
+        for upto in (0, 1, top):
+            ran.clear()
+            torch.testing.assert_close(system.residual_stream(inputs, upto=upto), full[: upto + 1])
+            assert bool(ran) == (upto > 1)          # layer 1 runs only when an entry above its input is wanted
+    finally:
+        handle.remove()
+    torch.testing.assert_close(system.residual_stream(inputs), full)      # nothing left behind by the stops
+    with pytest.raises(ValueError, match="upto"):
+        system.residual_stream(inputs, upto=top + 1)
+
+
 def test_hook_on_a_middle_layer_changes_the_scores(system, task):
     item = task.items[0]
     audio = SyntheticRunner().clean_audio(item)

@@ -341,7 +341,7 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     9 layers, 64 fitting items, probes on those same items): fitted on the clean stream, a fresh probe still
     read the word at layers 11 and 18 after erasure (balanced accuracy 0.09–0.10, chance 0.02; 0.007 at
     layer 0, the first erasure); fitted sequentially, 0.006–0.008 at all four probed layers. Costs one forward
-    per item, layer and concept; ``sequential=False`` fits every
+    per item, layer and concept (each stopped at its layer); ``sequential=False`` fits every
     layer from one clean pass per item (exact when erasing at one layer)."""
     from tqdm.auto import tqdm
 
@@ -369,7 +369,7 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     def update(concept_names, fit_layers, eraser=None):
         for k, (inputs, positions, _, _) in enumerate(prepared):
             bar.update()
-            stream = erased_stream(system, eraser, inputs, scope=scope)
+            stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(fit_layers))
             stream = stream[:, positions.to(stream.device)].cpu().to(dtype)
             for name in concept_names:
                 y = labels[name][k]
@@ -467,12 +467,13 @@ def erasing(system, eraser: Eraser, positions: torch.Tensor, prompt_len: int, *,
 
 
 @torch.no_grad()
-def erased_stream(system, eraser: Eraser | None, inputs: dict, *, scope: str = "audio") -> torch.Tensor:
-    """``residual_stream(inputs)`` [L+1, T, H] with ``eraser`` hooked in (plain stream when None)."""
+def erased_stream(system, eraser: Eraser | None, inputs: dict, *, scope: str = "audio",
+                  upto: int | None = None) -> torch.Tensor:
+    """``residual_stream(inputs, upto=upto)`` [L+1 or upto+1, T, H] with ``eraser`` hooked in (plain when None)."""
     if eraser is None:
-        return system.residual_stream(inputs)
+        return system.residual_stream(inputs, upto=upto)
     with erasing(system, eraser, system.audio_positions(inputs), inputs["input_ids"].shape[-1], scope=scope):
-        return system.residual_stream(inputs)
+        return system.residual_stream(inputs, upto=upto)
 
 
 class ErasedSystem:
@@ -570,7 +571,7 @@ def _labelled_stream(system, task: Task, items: Sequence[Item], audios: Sequence
         inputs, positions = _stream_at_audio(system, task, item, audio)
         y = concept.labels(item, audio, len(positions))
         keep = torch.from_numpy(y >= 0)
-        stream = erased_stream(system, eraser, inputs, scope=scope)
+        stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(layers))
         stream = stream[:, positions.to(stream.device)].cpu()
         for layer in layers:
             xs[layer].append(stream[layer][keep].numpy())

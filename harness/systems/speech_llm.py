@@ -153,16 +153,26 @@ class SpeechLLM:
         return (inputs["input_ids"][0] == self.audio_token_id).nonzero().flatten().cpu()
 
     @torch.no_grad()
-    def residual_stream(self, inputs: dict[str, Any]) -> torch.Tensor:
+    def residual_stream(self, inputs: dict[str, Any], *, upto: int | None = None) -> torch.Tensor:
         """PRE-final-norm residual stream [L+1, T, H]: the input of every decoder layer, then the last output.
 
         Entry 0 is what enters layer 0 (after any embedding multiplier), entry L the last layer's output
         *before* ``final_norm``. Never mix with ``output_hidden_states`` (its last entry is normed).
+        ``upto``: entries 0..upto only, and the layers above never run — fitting an eraser at one layer needs
+        nothing later (``harness.probes.leace.fit_erasers``: about half the cost of its sequential passes).
         """
         layers, states = self.decoder_layers, []
+        last = len(layers) if upto is None else int(upto)
+        if not 0 <= last <= len(layers):
+            raise ValueError(f"{self.name}: upto={upto} is not a residual entry in 0..{len(layers)}")
+
+        class Enough(Exception):
+            """Raised from the hook on layer ``last``: the entries wanted are recorded."""
 
         def grab_input(module, args, kwargs):
             states.append((args[0] if args else kwargs["hidden_states"]).detach()[0])
+            if len(states) > last:
+                raise Enough
 
         def grab_output(module, args, output):
             states.append((output[0] if isinstance(output, tuple) else output).detach()[0])
@@ -174,6 +184,8 @@ class SpeechLLM:
             self.backbone.model(inputs_embeds=embeds.unsqueeze(0),
                                 attention_mask=torch.ones(1, embeds.shape[0], dtype=torch.long,
                                                           device=embeds.device))
+        except Enough:
+            pass
         finally:
             for h in handles:
                 h.remove()
