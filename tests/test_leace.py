@@ -355,6 +355,11 @@ def test_leace_experiment_end_to_end(system, task):
     # the fitting-data probes train on every labelled fitting position and test on every evaluation position
     held = d["probes"]["text"]["none"][0]
     assert d["fit_probes"]["text"]["none"][0]["n_test"] == held["n_train"] + held["n_test"]
+    text = leace.text_concept(words, fit, leace.seconds_per_position(system), top_k=8)
+    audios = {it.id: runner.audio(task, it, Condition()) for it in fit + evaluation}
+    direct = leace.fit_probe_accuracy(system, task, fit, [audios[it.id] for it in fit], evaluation,
+                                      [audios[it.id] for it in evaluation], text, [0, 1])
+    assert [s.to_dict() for s in direct.values()] == d["fit_probes"]["text"]["none"]
     again = leace.leace_experiment(SyntheticRunner(disk_cache=False, progress=False), system, task, fit,
                                    evaluation, **kw)
     assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(d, sort_keys=True)
