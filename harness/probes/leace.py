@@ -558,26 +558,39 @@ def linear_probe(x_train, y_train, x_test, y_test, *, seed: int = 0, balanced: b
         return float(score(y_test, probe.predict(np.asarray(x_test)))), chance
 
 
-def _labelled_stream(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concept: Concept,
-                     layers: Sequence[int], eraser: Eraser | None, scope: str, desc: str | None = None):
-    """({layer: [positions, H]}, labels, item index per position) over the labelled audio positions
+def _audio_streams(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], layers: Sequence[int],
+                   eraser: Eraser | None, scope: str, desc: str | None = None) -> list[np.ndarray]:
+    """Per item, the (erased) stream at ``layers`` and its audio positions: [len(layers), n_audio, H]
     (a progress bar when ``desc`` is given)."""
     from tqdm.auto import tqdm
 
+    out = []
+    for item, audio in tqdm(list(zip(items, audios)), desc=desc, unit="item", disable=desc is None):
+        inputs, positions = _stream_at_audio(system, task, item, audio)
+        stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(layers))
+        out.append(stream[list(layers)][:, positions.to(stream.device)].cpu().numpy())
+    return out
+
+
+def _labelled(streams: Sequence[np.ndarray], items: Sequence[Item], audios: Sequence[Audio], concept: Concept,
+              layers: Sequence[int]):
+    """({layer: [positions, H]}, labels, item index per position) over ``concept``'s labelled positions."""
     xs: dict[int, list] = {layer: [] for layer in layers}
     ys, groups = [], []
-    pairs = tqdm(list(zip(items, audios)), desc=desc, unit="item", disable=desc is None)
-    for k, (item, audio) in enumerate(pairs):
-        inputs, positions = _stream_at_audio(system, task, item, audio)
-        y = concept.labels(item, audio, len(positions))
-        keep = torch.from_numpy(y >= 0)
-        stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(layers))
-        stream = stream[:, positions.to(stream.device)].cpu()
-        for layer in layers:
-            xs[layer].append(stream[layer][keep].numpy())
-        ys.append(y[y >= 0])
+    for k, (stream, item, audio) in enumerate(zip(streams, items, audios)):
+        y = concept.labels(item, audio, stream.shape[1])
+        keep = y >= 0
+        for j, layer in enumerate(layers):
+            xs[layer].append(stream[j][keep])
+        ys.append(y[keep])
         groups.append(np.full(int(keep.sum()), k))
     return {layer: np.concatenate(x) for layer, x in xs.items()}, np.concatenate(ys), np.concatenate(groups)
+
+
+def _labelled_stream(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concept: Concept,
+                     layers: Sequence[int], eraser: Eraser | None, scope: str):
+    return _labelled(_audio_streams(system, task, items, audios, layers, eraser, scope), items, audios, concept,
+                     layers)
 
 
 def probe_accuracy(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concept: Concept,
@@ -613,7 +626,7 @@ def _half_probes(stream, n_items: int, concept: Concept, seed: int) -> dict[int,
 def _score(layer, x_train, y_train, x_test, y_test, seed) -> ProbeScore:
     acc, chance = linear_probe(x_train, y_train, x_test, y_test, seed=seed)
     bal, bal_chance = linear_probe(x_train, y_train, x_test, y_test, seed=seed, balanced=True)
-    return ProbeScore(layer, acc, chance, int(len(y_train)), int(len(y_test)), bal, bal_chance)
+    return ProbeScore(layer, acc, chance, len(y_train), len(y_test), bal, bal_chance)
 
 
 def fit_probe_accuracy(system, task: Task, fit_items: Sequence[Item], fit_audios: Sequence[Audio],
@@ -719,19 +732,26 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
     probe_out: dict = {}
     fit_probe_out: dict = {}
     if probes:
+        streams: dict = {}      # (condition, split) → per-item streams: "none" serves both concepts
+        splits = {"evaluation": (eval_items, eval_audio), "fitting": (fit_items, fit_audio)}
+
+        def labelled(cond, split, concept):
+            its, auds = splits[split]
+            if (cond, split) not in streams:
+                streams[cond, split] = _audio_streams(system, task, its, auds, probe_layers, erasers.get(cond), scope,
+                                                      f"probe streams (erased: {cond}) on {split} items")
+            return _labelled(streams[cond, split], its, auds, concept, probe_layers)
+
         for concept, conditions in ((text, ("none", "text", "random")), (energy, ("none", "energy"))):
             probe_out[concept.name], fit_probe_out[concept.name] = {}, {}
             for cond in conditions:
-                eraser = erasers.get(cond)
-                desc = f"probe {concept.name} (erased: {cond}) on {{}} items"
-                held = _labelled_stream(system, task, eval_items, eval_audio, concept, probe_layers, eraser, scope,
-                                        desc.format("evaluation"))
-                fitted = _labelled_stream(system, task, fit_items, fit_audio, concept, probe_layers, eraser, scope,
-                                          desc.format("fitting"))
+                held, fitted = labelled(cond, "evaluation", concept), labelled(cond, "fitting", concept)
                 probe_out[concept.name][cond] = [
                     s.to_dict() for s in _half_probes(held, len(eval_items), concept, seed).values()]
                 fit_probe_out[concept.name][cond] = [
                     s.to_dict() for s in _transfer_probes(fitted, held, concept, seed).values()]
+                if cond != "none":          # only the unerased streams are needed again: keep memory flat
+                    streams.pop((cond, "evaluation")), streams.pop((cond, "fitting"))
     return LeaceResult(
         system=system.name, task=task.name, layers=layers,
         split={"fit": [it.id for it in fit_items], "eval": [it.id for it in eval_items]},
