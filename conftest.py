@@ -35,15 +35,18 @@ def pytest_runtest_makereport(item, call):
 
 # -- the claims: parametrization from the registry + fixtures/claims, one Evidence per session -----------------
 TEXT_SUFFICIENT = ("topic", "sentiment", "commonsense")   # mini twins of AG News, SST-2, CSQA (κ tasks)
+# (the color twin is text-sufficient too, but a control task for the collapse claim, asked for by name only)
 TEXT_INSUFFICIENT = ("speaking_rate",)
 CLAIM_OF_FIXTURE = {"agreement_claim": "agreement", "emergence_claim": "emergence", "collapse_claim": "collapse",
                     "noise_claim": "noise"}
 
 
 def _add_claim_options(group) -> None:
-    group.addoption("--mutant", action="append", default=[], metavar="MODEL~flipSHARE",
-                    help="replace a registry model by its flip mutant (e.g. ref-cascade~flip0.3: a seeded share of "
-                         "its answers replaced) — a known-broken 'release' that its agreement tests must catch")
+    group.addoption("--mutant", action="append", default=[], metavar="MODEL~MUTATION",
+                    help="replace a registry model by a known-broken variant that the claim's tests must catch: "
+                         "~flip<share> (agreement: a seeded share of answers replaced, e.g. ref-cascade~flip0.3), "
+                         "~permuted (emergence, ref-transcriber: tokens written as other tokens), ~noerase "
+                         "(collapse: the text eraser a no-op), ~fragile (noise: half the answers flipped under noise)")
     group.addoption("--report-dir", default=None,
                     help="write the RunRecord (record.json) and the Markdown/HTML reports here at session end")
 
@@ -57,10 +60,11 @@ def _claim_params(config) -> dict[str, list]:
     out = {c: [] for c in CLAIM_OF_FIXTURE.values()}
     config._mutations = {}
     for mutant in config.getoption("mutant"):
-        base, share = split_mutant(mutant)
-        if share is None or base not in specs:
-            raise pytest.UsageError(f"--mutant {mutant!r}: expected <registry id>~flip<share>, e.g. ref-cascade~flip0.3")
-        config._mutations[base] = share
+        base, mutation = split_mutant(mutant)
+        if mutation is None or base not in specs:
+            raise pytest.UsageError(f"--mutant {mutant!r}: expected <registry id>~<mutation>, e.g. ref-cascade~flip0.3 "
+                                    "(mutations: flip<share>, permuted, noerase, fragile)")
+        config._mutations[base] = mutation
     for model_id, spec in specs.items():
         exps = claims.expectations(model_id, text_sufficient=list(TEXT_SUFFICIENT),
                                    text_insufficient=list(TEXT_INSUFFICIENT))
@@ -146,7 +150,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
                            "mutations": mutations, "keyword": session.config.getoption("keyword")})
     for model in record.provenance["models"]:       # a mutant is reported as a new revision of its model
         if model["id"] in mutations:
-            model["revision"] = f"{model.get('revision')}~flip{mutations[model['id']]:g}"
+            model["revision"] = f"{model.get('revision')}~{mutations[model['id']]}"
     md, html, status = write_reports(record, out)
     session.config._report_paths = (md, html, status)
     print(f"\ncascade-equivalence report: {md} · {html}")

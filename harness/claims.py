@@ -24,6 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import stats
 from harness.verdict import CLAIMS, Verdict
 
 CLAIMS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "claims"
@@ -157,67 +158,147 @@ def agreement(exp: Expectation, kappa, mcnemar_p_adjusted: float, mcnemar, *, ce
 def emergence(exp: Expectation, lens) -> Verdict:
     """``lens``: ``probes.lens.LensResult`` (or its ``to_dict()``): per-layer precision, mismatched-transcript
     control and their paired difference, each {mean, ci_low, ci_high}. Separation is judged on the paired
-    difference's CI (the same items read against their own vs another item's transcript)."""
+    difference's CI (the same items read against their own vs another item's transcript).
+
+    Only residual entries inside the expectation's ``band`` (fractions of the depth: entry l of L counts when
+    band[0] ≤ l/L ≤ band[1]) are judged; the best of them is the layer reported, beside the overall peak."""
     d = lens if isinstance(lens, dict) else lens.to_dict()
-    b = d["best_layer"]
-    i = d["layers"].index(b)
+    layers = list(d["layers"])
     prec, ctrl, diff = d["precision"], d["control"], d["difference"]
+    lo_band, hi_band = exp.thresholds.get("band", (0.0, 1.0))
+    depth = max(layers) or 1
+    in_band = [j for j, layer in enumerate(layers) if lo_band - 1e-9 <= layer / depth <= hi_band + 1e-9]
+    if not in_band:
+        raise ValueError(f"{exp.model}/{exp.task}: emergence band {[lo_band, hi_band]} holds none of the lens "
+                         f"layers {layers}")
+    i = max(in_band, key=lambda j: (prec["mean"][j], -j))
+    b = layers[i]
+    peak = layers[max(range(len(layers)), key=lambda j: (prec["mean"][j], -j))]
     mean, lo, hi = prec["mean"][i], prec["ci_low"][i], prec["ci_high"][i]
     p_min = exp.thresholds["precision_min"]
     separated = diff["ci_low"][i] > 0
+    where = f"layer {b}/{depth} (best in band {lo_band:g}–{hi_band:g}; overall peak layer {peak})"
     ctrl_txt = f"mismatched control {ctrl['mean'][i]:.3f} (difference CI [{diff['ci_low'][i]:+.3f}, " \
                f"{diff['ci_high'][i]:+.3f}])"
     if separated and mean >= p_min:
-        observed, reason = "emergent", f"layer {b}: above {ctrl_txt} and ≥ precision_min {p_min:.2f}"
+        observed, reason = "emergent", f"{where}: above {ctrl_txt} and ≥ precision_min {p_min:.2f}"
     else:
         observed = "not emergent"
         why = [] if separated else [f"not above {ctrl_txt}"]
         why += [] if mean >= p_min else [f"{mean:.3f} < precision_min {p_min:.2f}"]
-        reason = f"layer {b}: " + " and ".join(why)
+        reason = f"{where}: " + " and ".join(why)
     return _verdict(exp, observed, statistic="lens precision", value=mean, ci=(lo, hi), n=d["n_items"],
-                    evidence={"best_layer": b, "control": ctrl["mean"][i],
-                              "difference_ci": [diff["ci_low"][i], diff["ci_high"][i]], "layers": d["layers"],
+                    evidence={"best_layer": b, "peak_layer": peak, "band": [lo_band, hi_band],
+                              "control": ctrl["mean"][i],
+                              "difference_ci": [diff["ci_low"][i], diff["ci_high"][i]], "layers": layers,
                               "precision": prec["mean"], "control_curve": ctrl["mean"]},
                     reason=reason)
 
 
-def _wilson(correct: int, n: int) -> tuple[float, float]:
-    from statsmodels.stats.proportion import proportion_confint
+def effective_labels(choices: list) -> float:
+    """exp(Shannon entropy) of the answers' label distribution: how many labels the answers really use
+    (1 = one constant answer, K = all K labels equally)."""
+    import numpy as np
 
-    lo, hi = proportion_confint(correct, n, alpha=0.05, method="wilson")
-    return float(lo), float(hi)
+    _, counts = np.unique(np.asarray(choices, dtype=object).astype(str), return_counts=True)
+    p = counts / counts.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+FAILED_GUARD = {     # how each failed check reads in the verdict line
+    "at chance": "text-erased accuracy above chance",
+    "not below chance": "text-erased accuracy below chance (answers against the label: damage)",
+    "random control holds": "random control also drops",
+    "answers spread": "degenerate erased answers (nearly one label: damage, not text removal)",
+    "damage control holds": "damage-matched random control also drops",
+    "text level": "deleting the concept's words does not cost the cascade the task",
+}
+
+
+def answers_spread(erased: list, reference: list, alpha: float = 0.05) -> tuple[bool, str]:
+    """(not degenerate, the line): degenerate ⇔ the erased answers use fewer labels' worth of entropy
+    (``effective_labels``) than ``reference`` AND their label counts differ from the reference's (χ² test of
+    homogeneity, scipy, at ``alpha``)."""
+    import numpy as np
+    from scipy.stats import chi2_contingency
+
+    labels = sorted({str(x) for x in [*erased, *reference]})
+    table = np.array([[sum(str(x) == lab for x in side) for lab in labels] for side in (erased, reference)])
+    table = table[:, table.sum(axis=0) > 0]
+    p = float(chi2_contingency(table).pvalue) if table.shape[1] > 1 else 1.0
+    e_eff, r_eff = effective_labels(erased), effective_labels(reference)
+    degenerate = e_eff < r_eff and p < alpha
+    return not degenerate, (f"erased answers use {e_eff:.1f} labels' worth vs {r_eff:.1f} for a reader without the "
+                            f"words (χ² p={p:.2g})")
 
 
 def collapse(exp: Expectation, *, baseline: list[bool], text_erased: list[bool], random_erased: list[bool],
-             chance: float, acoustic_erased: list[bool] | None = None) -> Verdict:
-    """Per-item correctness (same items) under no erasure, text erasure, random- and acoustic-subspace erasure."""
+             chance: float, acoustic_erased: list[bool] | None = None, damage_erased: list[bool] | None = None,
+             text_deleted: list[bool] | None = None, erased_choices: list | None = None,
+             reference_choices: list | None = None) -> Verdict:
+    """Per-item correctness (same items) under no erasure, text erasure, random- and acoustic-subspace erasure.
+
+    Guards (each applied when its evidence is given; the verdict line shows every one):
+    - **spread**: the text-erased answers are not significantly more concentrated on one label than a text-free
+      reader's (``answers_spread``): the matched cascade with the concept's words deleted when given
+      (``reference_choices``), else the gold labels. A model answering one label for nearly every item while a
+      reader without those words still spreads its answers is damaged, not text-free: it sits at chance
+      whatever it heard.
+    - **not below chance**: text-erased accuracy significantly *below* chance (Wilson upper bound < chance, e.g.
+      the paper's 0.0%) means answers against the label or outside it — damage, not removal of information.
+    - **damage-matched control**: a random subspace displacing the activations as much as the text eraser did
+      (``probes.leace.damage_matched_eraser``) must also keep accuracy ≥ baseline − δ.
+    - **text level**: the matched cascade reading its transcript with the concept's words deleted must fall to
+      chance too (Wilson lower bound ≤ chance) — the concept holds the task's information, so erasing it *should*
+      cost the task everything.
+    """
     n = len(baseline)
-    if not n or not (len(text_erased) == len(random_erased) == n):
+    given = {"text": text_erased, "random": random_erased, "damage": damage_erased, "deleted": text_deleted,
+             "acoustic": acoustic_erased}
+    bad = {k: len(v) for k, v in given.items() if v is not None and len(v) != n}
+    if not n or bad:
         raise ValueError(f"{exp.model}/{exp.task}: collapse needs the same non-empty items under every eraser "
-                         f"(baseline {n}, text {len(text_erased)}, random {len(random_erased)})")
-    acc = {k: sum(v) / n for k, v in (("baseline", baseline), ("text", text_erased), ("random", random_erased))}
-    t_lo, t_hi = _wilson(sum(text_erased), n)
-    r_lo, r_hi = _wilson(sum(random_erased), n)
+                         f"(baseline {n}, " + ", ".join(f"{k} {v}" for k, v in bad.items()) + ")")
+    acc = {k: sum(v) / n for k, v in given.items() if v is not None}
+    acc["baseline"] = sum(baseline) / n
+    wilson = {k: stats.wilson_interval(sum(v), n) for k, v in given.items() if v is not None}
+    t_lo, t_hi = wilson["text"]
     delta = exp.thresholds["delta"]
-    at_chance = t_lo <= chance
-    control_holds = r_hi >= acc["baseline"] - delta
+    floor = acc["baseline"] - delta
+    checks: dict[str, tuple[bool, str]] = {
+        "at chance": (t_lo <= chance, f"text erased {acc['text']:.2f} [{t_lo:.2f}, {t_hi:.2f}] vs chance {chance:.2f}"),
+        "not below chance": (t_hi >= chance, f"upper bound {t_hi:.2f} ≥ chance"),
+        "random control holds": (wilson["random"][1] >= floor,
+                                 f"rank-matched random {acc['random']:.2f} (≥ {acc['baseline']:.2f} − {delta:.2f})"),
+    }
+    if erased_choices is not None and reference_choices is not None:
+        spread, text = answers_spread(erased_choices, reference_choices, exp.thresholds.get("alpha", 0.05))
+        checks["answers spread"] = (spread, text)
+    if damage_erased is not None:
+        checks["damage control holds"] = (wilson["damage"][1] >= floor,
+                                          f"damage-matched random {acc['damage']:.2f}")
+    if text_deleted is not None:
+        d_lo, d_hi = wilson["deleted"]
+        checks["text level"] = (d_lo <= chance, f"cascade with the concept's words deleted {acc['deleted']:.2f} "
+                                                f"[{d_lo:.2f}, {d_hi:.2f}]")
     from scipy.stats import binomtest
 
     p = float(binomtest(sum(text_erased), n, chance, alternative="greater").pvalue)
-    if at_chance and control_holds:
-        observed = "collapses"
-        reason = (f"text-erased lower bound {t_lo:.2f} ≤ chance {chance:.2f}; random control "
-                  f"{acc['random']:.2f} ≥ baseline {acc['baseline']:.2f} − {delta:.2f}")
-    else:
-        observed = "does not collapse"
-        why = [] if at_chance else [f"text-erased accuracy above chance {chance:.2f} (lower bound {t_lo:.2f})"]
-        why += [] if control_holds else [f"random control also drops: {acc['random']:.2f} [{r_lo:.2f}, "
-                                         f"{r_hi:.2f}] < baseline {acc['baseline']:.2f} − {delta:.2f}"]
-        reason = " and ".join(why)
+    failed = [FAILED_GUARD[name] for name, (ok, _) in checks.items() if not ok]
+    observed = "does not collapse" if failed else "collapses"
+    shown = "; ".join(f"{'✓' if ok else '✗'} {name}: {text}" for name, (ok, text) in checks.items())
+    reason = (f"{' and '.join(failed)} — " if failed else "") + shown
     evidence = {"accuracy_baseline": acc["baseline"], "accuracy_random": acc["random"],
-                "accuracy_random_ci": [r_lo, r_hi], "chance": chance}
+                "accuracy_random_ci": list(wilson["random"]), "chance": chance,
+                "checks": {name: ok for name, (ok, _) in checks.items()}}
     if acoustic_erased is not None:
-        evidence["accuracy_acoustic"] = sum(acoustic_erased) / n
+        evidence["accuracy_acoustic"] = acc["acoustic"]
+    if damage_erased is not None:
+        evidence.update(accuracy_damage=acc["damage"], accuracy_damage_ci=list(wilson["damage"]))
+    if text_deleted is not None:
+        evidence.update(accuracy_text_deleted=acc["deleted"], accuracy_text_deleted_ci=list(wilson["deleted"]))
+    if erased_choices is not None:
+        evidence["effective_labels_erased"] = effective_labels(erased_choices)
     return _verdict(exp, observed, statistic="accuracy (text erased)", value=acc["text"], ci=(t_lo, t_hi), n=n,
                     p=p, p_method="binomial vs chance, one-sided", evidence=evidence, reason=reason)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "models"
-LOADERS = ("hf_native", "ultravox", "api", "reference", "disguised_cascade")
-OFFLINE_LOADERS = ("reference", "disguised_cascade")   # run from packaged weights on a CPU
+LOADERS = ("hf_native", "ultravox", "api", "reference", "disguised_cascade", "transcriber")
+OFFLINE_LOADERS = ("reference", "disguised_cascade", "transcriber")   # run from packaged weights on a CPU
 DTYPES = ("bfloat16", "float16", "float32")
 # Families whose backbone is known: the backbone repo must contain one of these (case-insensitive).
 KNOWN_BACKBONES = {"ultravox": ("llama", "gemma", "qwen"), "qwen2_audio": ("qwen",), "phi4_multimodal": ("phi-4",),

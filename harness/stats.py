@@ -381,3 +381,11 @@ def recommended_items(halfwidth: float = 0.10, kappa: float = 0.8, n_categories:
     """Default ``--items``: ±0.10 at κ≈0.8 on a balanced binary task (the hardest text-sufficient
     case), enough to tell a model at κ≈0.8 from the 0.93–0.98 ASR-swap ceiling."""
     return items_for_kappa_halfwidth(halfwidth, kappa=kappa, n_categories=n_categories)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (statsmodels): what the claims use for accuracies."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
+    return float(lo), float(hi)

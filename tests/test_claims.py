@@ -179,3 +179,73 @@ def test_known_issue_is_carried(tmp_path):
     exps = claims.expectations("x", text_sufficient=TS, text_insufficient=TI, directory=tmp_path)
     assert [e.thresholds["kind"] for e in exps] == ["white", "babble"]
     assert all(e.known_issue == "under-trained" for e in exps)
+
+
+# -- collapse guards and the emergence band --------------------------------------------------------------------
+def _guarded(expected="collapses"):
+    return claims.Expectation("m", "keyword_topic", "collapse", expected,
+                              {"delta": 0.10, "guarded": True, "alpha": 0.05})
+
+
+def test_a_degenerate_erasure_is_judged_not_to_collapse_and_says_why():
+    """The trap: erasure makes the model answer one label for 38 of 40 items (accuracy ≈ chance, random control
+    holds), while the cascade reading its transcript without the concept's words still answers right and spread."""
+    labels = ["world", "sports", "business", "sci-tech"]
+    gold = [labels[i % 4] for i in range(40)]
+    erased = ["world"] * 38 + ["sports", "business"]
+    v = claims.collapse(_guarded(), baseline=[True] * 38 + [False] * 2,
+                        text_erased=[e == g for e, g in zip(erased, gold)], random_erased=[True] * 37 + [False] * 3,
+                        damage_erased=[True] * 36 + [False] * 4, chance=0.25,
+                        text_deleted=[True] * 39 + [False], erased_choices=erased, reference_choices=gold)
+    assert v.observed == "does not collapse" and not v.passed
+    line = v.line()
+    assert "degenerate erased answers" in line and "deleting the concept's words does not cost" in line
+    assert "✓ at chance" in line and "✓ random control holds" in line     # every guard is shown, passed or not
+    assert v.evidence["checks"] == {"at chance": True, "not below chance": True, "random control holds": True,
+                                    "answers spread": False, "damage control holds": True, "text level": False}
+
+
+def test_a_guarded_collapse_needs_every_check():
+    labels = ["world", "sports", "business", "sci-tech"]
+    gold = [labels[i % 4] for i in range(80)]
+    erased = [labels[(i * 7 + i // 4) % 4] for i in range(80)]             # spread, unrelated to gold
+    deleted = [labels[(i * 3 + i // 5) % 4] for i in range(80)]
+    kw = dict(baseline=[True] * 76 + [False] * 4, text_erased=[e == g for e, g in zip(erased, gold)],
+              random_erased=[True] * 75 + [False] * 5, damage_erased=[True] * 74 + [False] * 6, chance=0.25,
+              text_deleted=[d == g for d, g in zip(deleted, gold)], erased_choices=erased, reference_choices=deleted)
+    v = claims.collapse(_guarded(), **kw)
+    assert v.passed and v.observed == "collapses", v.line()
+    assert all(v.evidence["checks"].values())
+    damaged = claims.collapse(_guarded(), **{**kw, "damage_erased": [True] * 40 + [False] * 40})
+    assert damaged.observed == "does not collapse" and "damage-matched random control also drops" in damaged.reason
+    below = claims.collapse(_guarded(), **{**kw, "text_erased": [False] * 80})       # the paper's 0.0%
+    assert below.observed == "does not collapse" and "below chance" in below.reason
+
+
+def test_a_constant_answer_is_not_degenerate_when_a_text_free_reader_is_constant_too():
+    """A backbone with a strong prior answers its prior label once the words are gone; the erased model doing the
+    same is what text removal looks like, not damage."""
+    labels = ["world", "sports", "business", "sci-tech"]
+    gold = [labels[i % 4] for i in range(40)]
+    spread, _ = claims.answers_spread(["world"] * 40, ["world"] * 39 + ["sports"])
+    assert spread
+    spread, text = claims.answers_spread(["world"] * 40, gold)
+    assert not spread and "χ² p=" in text
+
+
+def test_emergence_is_judged_inside_its_band_only():
+    lens = {"layers": [0, 1, 2, 3, 4], "n_items": 30, "best_layer": 0,
+            "precision": {"mean": [0.6, 0.0, 0.0, 0.05, 0.1], "ci_low": [0.5, 0, 0, 0.0, 0.05],
+                          "ci_high": [0.7, 0.01, 0.01, 0.1, 0.15]},
+            "control": {"mean": [0.01, 0.0, 0.0, 0.04, 0.02], "ci_low": [0] * 5, "ci_high": [0.02, 0, 0, 0.08, 0.04]},
+            "difference": {"mean": [0.59, 0, 0, 0.01, 0.08], "ci_low": [0.49, 0, 0, -0.03, 0.02],
+                           "ci_high": [0.69, 0, 0, 0.05, 0.12]}}
+    late = claims.Expectation("m", "topic", "emergence", "emergent", {"precision_min": 0.2, "band": [0.5, 1.0]})
+    v = claims.emergence(late, lens)
+    assert v.observed == "not emergent" and v.evidence["best_layer"] == 4 and v.evidence["peak_layer"] == 0
+    assert "overall peak layer 0" in v.reason
+    whole = claims.Expectation("m", "topic", "emergence", "emergent", {"precision_min": 0.2, "band": [0.0, 1.0]})
+    assert claims.emergence(whole, lens).observed == "emergent"
+    with pytest.raises(ValueError, match="band"):
+        claims.emergence(claims.Expectation("m", "topic", "emergence", "emergent",
+                                            {"precision_min": 0.2, "band": [0.3, 0.4]}), lens)

@@ -72,6 +72,7 @@ PAPER_LAYERS = 9          # the paper probes and erases at 9 layers (indices not
 SCOPES = ("audio", "all")
 RANK_TOL = 1e-6          # singular values of the erased part below this × the largest are numerical zeros
 SVD_TOL = 1e-9           # concept-erasure's own default (0.01) leaves rare classes readable: see new_fitter
+DAMAGE_ITEMS = 16        # fitting items on which the text eraser's displacement is measured (damage-matched control)
 
 
 # -- time ↔ audio position --------------------------------------------------------------------------------
@@ -159,18 +160,60 @@ class Concept:
         return y
 
 
+def informative_words(words: Mapping[str, Sequence[Word]], fit_items: Sequence[Item], *, max_k: int,
+                      alpha: float = 0.05) -> list[str]:
+    """The words whose presence in a fitting item is associated with its label: a χ² test of independence
+    (word heard in the item × label) per word, Benjamini–Hochberg over all words at ``alpha``; the most
+    significant ``max_k`` of them. Why: the collapse claim asks whether the *task's* information is text; these
+    are the words that carry it in the fitting data, whatever the model's width (``max_k`` is a share of it)."""
+    from scipy.stats import chi2_contingency
+    from statsmodels.stats.multitest import multipletests
+
+    labels = sorted({str(it.label) for it in fit_items})
+    if len(labels) < 2:
+        raise ValueError(f"informative words need fitting items of at least 2 labels, got {labels}")
+    heard = {it.id: {t for w in words[it.id] if (t := normalise_word(w.text)) is not None} for it in fit_items}
+    vocab = sorted(set().union(*heard.values()))
+    pvalues = []
+    for w in vocab:
+        table = np.zeros((2, len(labels)))
+        for it in fit_items:
+            table[int(w in heard[it.id]), labels.index(str(it.label))] += 1
+        if (table.sum(axis=1) == 0).any():
+            pvalues.append(1.0)
+            continue
+        pvalues.append(float(chi2_contingency(table, correction=False).pvalue))
+    if not vocab:
+        return []
+    reject, adjusted, _, _ = multipletests(pvalues, alpha=alpha, method="fdr_bh")
+    ranked = sorted((p, w) for w, p, r in zip(vocab, adjusted, reject) if r)
+    return [w for _, w in ranked[:max_k]]
+
+
+CONCEPT_WORDS = ("frequent", "informative")
+
+
 def text_concept(words: Mapping[str, Sequence[Word]], fit_items: Sequence[Item], seconds: float, *,
-                 top_k: int = TOP_K) -> Concept:
-    """The word spoken at each position over the fitting items' ``top_k`` words + ``<other>`` (module doc)."""
+                 top_k: int = TOP_K, choose: str = "frequent") -> Concept:
+    """The word spoken at each position over the fitting items' ``top_k`` words + ``<other>`` (module doc).
+    ``choose``: "frequent" — the ``top_k`` most frequent words; "informative" — at most ``top_k`` words
+    associated with the label (:func:`informative_words`)."""
     missing = [it.id for it in fit_items if it.id not in words]
     if missing:
         raise ValueError(f"no ASR words for fitting items {missing[:5]}{'…' if len(missing) > 5 else ''}")
+    if choose not in CONCEPT_WORDS:
+        raise ValueError(f"text concept words {choose!r}: expected one of {CONCEPT_WORDS}")
+    vocab: list[str] = []
     counts: dict[str, int] = {}
     for it in fit_items:
         for w in words[it.id]:
             if (t := normalise_word(w.text)) is not None:
                 counts[t] = counts.get(t, 0) + 1
-    vocab = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]]
+    if choose == "informative":
+        vocab = informative_words(words, fit_items, max_k=top_k)
+    if choose == "frequent" or not vocab:     # no word carries the label (a text-insufficient task): the frequent ones
+        choose = "frequent" if choose == "frequent" else "informative: none significant, so the most frequent"
+        vocab = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]]
     if not vocab:
         raise ValueError(f"the {len(fit_items)} fitting items have no recognised words: no text concept to fit")
     index = {w: i for i, w in enumerate(vocab)}
@@ -181,8 +224,9 @@ def text_concept(words: Mapping[str, Sequence[Word]], fit_items: Sequence[Item],
         return np.array([-1 if w is None else index.get(w, len(vocab))
                          for w in word_labels(words[item.id], n, seconds)])
 
+    what = f"{len(vocab)} label-informative (≤ {top_k}): {vocab}" if choose == "informative" else f"top {top_k} ({choose})"
     return Concept("text", tuple(vocab) + (OTHER,), labeler,
-                   f"word spoken at the position (ASR timestamps, {seconds:g} s/position), top {top_k} + other")
+                   f"word spoken at the position (ASR timestamps, {seconds:g} s/position), {what} + other")
 
 
 def energy_concept(fit_items: Sequence[Item], audios: Sequence[Audio], seconds: float, *,
@@ -309,6 +353,44 @@ def random_eraser(like: Eraser, seed: int = 0, name: str = "random") -> Eraser:
                                                  "rank_matched_to": like.fingerprint})
 
 
+def damage_matched_eraser(like: Eraser, displacement: Mapping[int, float], seed: int = 0,
+                          name: str = "damage-matched") -> Eraser:
+    """A seeded random orthogonal projection per layer whose rank r = round(d · f), f = the share of the
+    activations' energy (‖Δx‖²/‖x‖² at the erased positions) that ``like`` removed there. A uniformly random
+    rank-r subspace removes r/d of any vector's energy in expectation, so this control displaces the activations
+    as much as the text eraser did — damage without the concept. (The rank-matched control removes far less when
+    the text eraser moves a few directions a lot.)"""
+    left, right, ranks = {}, {}, {}
+    for layer in like.layers:
+        r = int(min(like.dim - 1, max(1, round(like.dim * float(displacement[layer])))))
+        gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(layer) + 7_919)
+        q, _ = torch.linalg.qr(torch.randn(like.dim, r, generator=gen, dtype=torch.float64))
+        left[layer], right[layer], ranks[layer] = q, q.T, r
+    return make_eraser(name, left, right, None, {
+        "kind": "random-orthogonal, damage-matched", "seed": seed, "damage_matched_to": like.fingerprint,
+        "displacement": {str(k): round(float(v), 6) for k, v in displacement.items()}})
+
+
+@torch.no_grad()
+def displacement(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], eraser: Eraser, *,
+                 scope: str = "audio") -> dict[int, float]:
+    """Per erased layer: Σ‖Δx‖² / Σ‖x‖² over the audio positions of ``items`` with ``eraser`` hooked in (the
+    share of the activations' energy it moves)."""
+    counter = HookCounter()
+    for item, audio in zip(items, audios):
+        inputs, positions = _stream_at_audio(system, task, item, audio)
+        with erasing(system, eraser, positions, inputs["input_ids"].shape[-1], scope=scope, counter=counter):
+            system.residual_stream(inputs, upto=max(eraser.layers))
+    return {layer: moved / max(total, 1e-30) for layer, (moved, total) in sorted(counter.energy.items())}
+
+
+def identity_eraser(like: Eraser, name: str = "no-op") -> Eraser:
+    """Rank 0 at ``like``'s layers: erases nothing (the collapse claim's mutant)."""
+    empty = torch.zeros(like.dim, 0, dtype=torch.float64)
+    return make_eraser(name, {k: empty for k in like.layers}, {k: empty.T for k in like.layers}, None,
+                       {"kind": "no-op", "replaces": like.fingerprint})
+
+
 def _entries(system) -> int:
     return len(system.decoder_layers) + 1
 
@@ -405,6 +487,7 @@ class HookCounter:
     calls: int = 0
     erasing: int = 0
     lengths: list = field(default_factory=list)   # sequence length of every hooked call
+    energy: dict = field(default_factory=dict)    # layer → [Σ‖Δx‖², Σ‖x‖²] over the erased positions
 
 
 @contextmanager
@@ -432,6 +515,9 @@ def erasing(system, eraser: Eraser, positions: torch.Tensor, prompt_len: int, *,
         out = h.clone()
         out[:, idx] = eraser.erase(layer, h[:, idx])
         counter.erasing += 1
+        acc = counter.energy.setdefault(layer, [0.0, 0.0])
+        acc[0] += float((out[:, idx] - h[:, idx]).float().pow(2).sum())
+        acc[1] += float(h[:, idx].float().pow(2).sum())
         return out
 
     def post(layer):
@@ -696,14 +782,18 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
                      layers: Sequence[int] | None = None, probe_layers: Sequence[int] | None = None,
                      words: Mapping[str, Sequence[Word]] | None = None, asr=None, top_k: int = TOP_K,
                      energy_bins: int = ENERGY_BINS, affine: bool = False, scope: str = "audio", seed: int = 0,
-                     condition: Condition | str = "clean", probes: bool = True) -> LeaceResult:
+                     condition: Condition | str = "clean", probes: bool = True, choose: str = "frequent",
+                     damage_matched: bool = False, noop_text: bool = False) -> LeaceResult:
     """Fit text + energy erasers on ``fit_items``, build the random control, and on ``eval_items`` measure task
     accuracy under none/text/random/energy (answers via ``runner``) and fresh linear probes after erasure: trained
     on half the evaluation items and tested on the other half (``probes``, :func:`probe_accuracy`), and trained
     on the fitting items and tested on the evaluation items (``fit_probes``, :func:`fit_probe_accuracy`).
 
     ``layers``: residual entries to erase at (default ``paper_layers``: 9 spread over 0..L−1). ``words``: item id →
-    ASR words; transcribed with ``asr`` (default the packaged faster-whisper) when not given.
+    ASR words; transcribed with ``asr`` (default the packaged faster-whisper) when not given. ``choose``: which words
+    the text concept names (:func:`text_concept`). ``damage_matched``: add the damage-matched random control
+    (:func:`damage_matched_eraser`; its displacement measured on the first ``DAMAGE_ITEMS`` fitting items).
+    ``noop_text``: the collapse claim's mutant — the fitted text eraser is replaced by a no-op.
     """
     overlap = sorted({it.id for it in fit_items} & {it.id for it in eval_items})
     if overlap:
@@ -723,10 +813,16 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
         words = {it.id: asr.transcribe(a, cached=True).words
                  for it, a in zip([*fit_items, *eval_items], [*fit_audio, *eval_audio])}
     seconds = seconds_per_position(system)
-    text = text_concept(words, fit_items, seconds, top_k=top_k)
+    text = text_concept(words, fit_items, seconds, top_k=top_k, choose=choose)
     energy = energy_concept(fit_items, fit_audio, seconds, bins=energy_bins)
     fitted = fit_erasers(system, task, fit_items, fit_audio, [text, energy], layers, affine=affine, scope=scope)
     erasers = {"text": fitted["text"], "random": random_eraser(fitted["text"], seed), "energy": fitted["energy"]}
+    if damage_matched:
+        moved = displacement(system, task, fit_items[:DAMAGE_ITEMS], fit_audio[:DAMAGE_ITEMS], fitted["text"],
+                             scope=scope)
+        erasers["damage"] = damage_matched_eraser(fitted["text"], moved, seed)
+    if noop_text:
+        erasers["text"] = identity_eraser(fitted["text"])
     systems = {"none": system, **{k: ErasedSystem(system, e, scope=scope) for k, e in erasers.items()}}
     answers = {k: runner.answers(s, task, eval_items, condition) for k, s in systems.items()}
     probe_out: dict = {}
@@ -756,6 +852,7 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
         system=system.name, task=task.name, layers=layers,
         split={"fit": [it.id for it in fit_items], "eval": [it.id for it in eval_items]},
         settings={"affine": affine, "scope": scope, "top_k": top_k, "energy_bins": energy_bins, "seed": seed,
+                  "concept_words": choose, "concept_classes": list(text.classes),
                   "condition": str(condition), "seconds_per_position": seconds, "probe_layers": list(probe_layers),
                   "text_concept": text.description, "energy_concept": energy.description},
         erasers={k: e.to_dict() for k, e in erasers.items()},

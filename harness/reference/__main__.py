@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--scrambled", type=int, default=None,
                     help="add this many word-salad sentences (fit vocabulary, seeded) for the repeat objective only "
                          "(harness.reference.data.scrambled; default 0)")
+    fp = sub.add_parser("fit-prosody", help="fit ref-prosody's energy read-out (logistic regression; seconds)")
+    fp.add_argument("--rate-extra", type=int, default=240,
+                    help="other training sentences re-spoken at the two rates, besides speaking_rate's own")
+    fp.add_argument("--out", default=None, help="output folder (default fixtures/reference/ref-prosody)")
     ev = sub.add_parser("evaluate", help="repeat WER on held-out sentences + task accuracy vs the matched cascade")
     ev.add_argument("model", help="registry id of a reference model (ref-cascade, ref-acoustic)")
     ev.add_argument("--items", type=int, default=80, help="items per task (label-balanced; default 80)")
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(evaluate(args.model, args.tasks, args.items, progress=lambda m: print(m, flush=True)),
                          indent=2))
+    elif args.command == "fit-prosody":
+        from harness.reference.frontends import build_prosody
+
+        build_prosody(args.out, rate_extra=args.rate_extra)
     elif args.command == "train":
         if args.threads:
             torch.set_num_threads(args.threads)

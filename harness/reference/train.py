@@ -548,7 +548,12 @@ def load_trained(path: Path, *, backbone=None):
     path = Path(path)
     manifest = json.loads((path / "manifest.json").read_text())
     proj, enc = load_weights(path)
-    model, proc, info = assemble(proj, chunk_seconds=manifest["chunk_seconds"], backbone=backbone)
+    if manifest.get("mode") == "ref-prosody":      # a different front end (harness.reference.frontends)
+        from harness.reference.frontends import prosody_assembled
+
+        model, proc, info = prosody_assembled(proj, backbone=backbone)
+    else:
+        model, proc, info = assemble(proj, chunk_seconds=manifest["chunk_seconds"], backbone=backbone)
     if enc:
         model.model.audio_tower.load_state_dict(enc, strict=False)
         info = dict(info, encoder_sha256=state_digest(enc),

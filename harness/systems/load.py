@@ -35,6 +35,14 @@ def load_speech_llm(spec: ModelSpec, *, trust_remote_code: bool = False, device:
             raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but the "
                              f"committed projector is {digest!r}; update the registry entry after retraining")
         return system
+    if spec.loader == "transcriber":
+        from harness.reference.frontends import transcriber
+
+        system = transcriber(name=spec.id)
+        if system.backbone.revision != spec.revision:
+            raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but its parts "
+                             f"(ASR model, backbone, layout) now build {system.backbone.revision!r}; update the entry")
+        return system
     if spec.loader == "disguised_cascade":
         from harness.asr import ASR
         from harness.lm import load_backbone
@@ -70,3 +78,15 @@ def cascade(model_id: str):
 
     spec = get_spec(model_id)
     return matched_cascade(spec, device=_device())
+
+
+@functools.cache
+def permuted_transcriber(model_id: str, seed: int = 0):
+    """The emergence claim's mutant of a ``transcriber`` model: every token written as a fixed other token."""
+    from harness.reference.frontends import transcriber
+
+    spec = get_spec(model_id)
+    if spec.loader != "transcriber":
+        raise ValueError(f"--mutant {model_id}~permuted: only a 'transcriber' model can be permuted "
+                         f"({model_id} is loaded by {spec.loader!r})")
+    return transcriber(permute_seed=seed, name=f"{model_id}~permuted")
