@@ -1,7 +1,9 @@
-"""Ultravox adapter, offline: the opt-in refusal, the hub-unreachable error, and the capture/position code.
+"""Ultravox adapter, offline: no remote code, the hub-unreachable error, and the capture/position code.
 
-A real Ultravox checkpoint cannot be loaded here (remote code + weights live on the hub); the last group of
-tests runs ``UltravoxSpeechLLM``'s own code against a small *stand-in* with the same call structure.
+Real releases live on the hub; the committed tiny checkpoint (built with the upstream code) goes through the same
+``load`` in ``tests/test_parity_ultravox.py``. The last group of tests runs ``UltravoxSpeechLLM``'s own code
+against a small *stand-in* that calls its language model the way upstream's remote code does
+(``language_model.forward``, which skips module hooks).
 """
 import dataclasses
 import math
@@ -12,7 +14,8 @@ import torch
 
 from harness.audio import Audio
 from harness.specs import load_specs
-from harness.systems.ultravox import TrustRemoteCodeRequired, UltravoxSpeechLLM, load
+from harness.availability import why_unavailable
+from harness.systems.ultravox import UltravoxSpeechLLM, load
 from harness.tasks import load_task
 
 
@@ -22,11 +25,10 @@ def spec():
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
-def test_refuses_without_opt_in(spec):
-    with pytest.raises(TrustRemoteCodeRequired) as err:
-        load(spec)
-    assert "fixtures/models/ultravox-v0_5-1b.toml" in str(err.value)
-    assert "--trust-remote-code" in str(err.value) and "trust_remote_code = true" in str(err.value)
+def test_needs_no_remote_code(spec):
+    """Our own implementation: no opt-in asked, the only reasons not to run are GPU/hub ones."""
+    assert why_unavailable(spec, gpu_gb=80.0, hub=True) is None
+    assert why_unavailable(spec, gpu_gb=None).startswith("no CUDA GPU")
 
 
 def test_offline_load_fails_with_a_clear_message(spec):
@@ -35,7 +37,7 @@ def test_offline_load_fails_with_a_clear_message(spec):
     if not constants.HF_HUB_OFFLINE:   # the root conftest sets HF_HUB_OFFLINE=1; never download from a test
         pytest.skip("HF_HUB_OFFLINE is not set: this test would try a real download")
     with pytest.raises(RuntimeError) as err:
-        load(spec, trust_remote_code=True, device="cpu")
+        load(spec, device="cpu")
     msg = str(err.value)
     assert "unreachable" in msg and "HF_HUB_OFFLINE" in msg and spec.repo in msg and spec.revision in msg
     assert err.value.__cause__ is None and err.value.__suppress_context__   # one error, not a chained trace
