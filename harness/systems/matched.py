@@ -42,10 +42,20 @@ def matched_cascade(spec: ModelSpec, *, asr=None, device: str = "cpu", dtype: st
 
 # -- the self-cascade ------------------------------------------------------------------------------------------
 def _peft_switches(model):
-    """(on, off) for the PEFT adapters loaded into ``model`` (no-ops when there are none)."""
-    if not getattr(model, "_hf_peft_config_loaded", False):
+    """(on, off) for the PEFT LoRA layers inside ``model`` (no-ops when there are none). Goes to the layers
+    themselves (what transformers' ``enable_adapters``/``disable_adapters`` do), so adapters injected by peft
+    directly are switched as well as ones loaded through transformers."""
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
         return (lambda: None), (lambda: None)
-    return model.enable_adapters, model.disable_adapters
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+
+    def switch(enabled: bool):
+        for layer in layers:
+            layer.enable_adapters(enabled)
+
+    return (lambda: switch(True)), (lambda: switch(False))
 
 
 @dataclass
@@ -58,31 +68,39 @@ class SelfBackbone(Backbone):
         return list(self.tokenizer(self.render(list(messages)), add_special_tokens=False)["input_ids"])
 
 
-def self_cascade(system, *, asr=None, asr_name: str = "large-v3", device: str = "cpu", name: str | None = None):
+def self_cascade(system, *, asr=None, asr_name: str = "large-v3", device: str = "cpu", name: str | None = None,
+                 oracle: bool = False):
     """Whisper → ``system``'s own language model (the very module the speech path uses), same chat template.
 
     ``system``: a loaded SpeechLLM (``ultravox`` or ``hf_native``) — ``render``, ``backbone`` (a TextView over the
-    model that answers from ``inputs_embeds``) and ``model`` are used as they are."""
-    from harness.asr import load_asr
+    model that answers from ``inputs_embeds``) and ``model`` are used as they are. ``oracle``: the item's text
+    instead of a transcript (no ASR)."""
     from harness.systems.cascade import Cascade
     from harness.systems.speech_llm import TextView
 
     view = system.backbone.model                       # the speech path's TextView
     inner = view.inner
     on, off = _peft_switches(getattr(system, "model", inner))
-    speech_before = view._before_call
+    if not hasattr(view, "speech_before_call"):        # first self-cascade of this system: switch adapters on
+        view.speech_before_call = view._before_call    # for the speech path from now on
 
-    def speech_call(m):                                # speech path: adapters on
-        on()
-        speech_before(m)
+        def speech_call(m):
+            on()
+            view.speech_before_call(m)
+
+        view._before_call = speech_call
 
     def text_call(m):                                  # text path: adapters off
         off()
-        speech_before(m)
+        view.speech_before_call(m)
 
-    view._before_call = speech_call
-    text_view = TextView(inner, text_call)
-    backbone = SelfBackbone(model=text_view, tokenizer=system.backbone.tokenizer,
+    backbone = SelfBackbone(model=TextView(inner, text_call), tokenizer=system.backbone.tokenizer,
                             model_id=f"self:{system.backbone.model_id}", revision=system.backbone.revision,
                             render=system.render)
-    return Cascade(asr or load_asr(asr_name, device), backbone, name=name or f"self-cascade[{system.name}]")
+    if oracle:
+        return Cascade(None, backbone, oracle=True, name=name or f"self-oracle[{system.name}]")
+    if asr is None:
+        from harness.asr import load_asr
+
+        asr = load_asr(asr_name, device)
+    return Cascade(asr, backbone, name=name or f"self-cascade[{system.name}]")
