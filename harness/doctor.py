@@ -77,6 +77,20 @@ def resolve_revisions(spec, *, hub: bool | None = None, model_info: Callable | N
     return out
 
 
+def pin_lines(spec, pins: dict) -> list[str]:
+    """One line per repo: its resolved sha, and the registry line to write when the entry is not pinned to it."""
+    lines = []
+    for key, sha in pins.items():
+        repo, rev = key.rsplit("@", 1)
+        if isinstance(sha, str) and len(sha) == 40 and all(c in "0123456789abcdef" for c in sha):
+            field = "revision" if repo == spec.repo else "[backbone] revision"
+            hint = "pinned" if sha == rev else f"PIN: {field} = \"{sha}\" in fixtures/models/{spec.id}.toml"
+            lines.append(f"   {key} -> {sha}  ({hint})")
+        else:
+            lines.append(f"   {key}: {sha}")
+    return lines
+
+
 # -- 3. audio positions --------------------------------------------------------------------------------------
 def check_positions(system, inputs: dict) -> tuple[bool, str]:
     """Do ``audio_positions`` mark exactly the rows the model's merge overwrote?"""
@@ -117,18 +131,18 @@ def own_generate(system, inputs: dict, max_new_tokens: int = MAX_NEW_TOKENS) -> 
 
 
 def option_said(text: str, options) -> str | None:
-    """The option a generated reply gives: the one it starts with (longest first), else the only one it
-    contains; None when it names none or several."""
+    """The one option a generated reply names (whole words, after ``normalize_answer``; a longer option claims
+    its words first, so "on the roof" is not also "roof"); None when it names none or several."""
     from harness.tasks import normalize_answer
 
-    said = normalize_answer(text)
-    norm = {o: normalize_answer(o) for o in options}
-    starts = sorted((o for o, n in norm.items() if n and (said == n or said.startswith(n + " "))),
-                    key=lambda o: -len(norm[o]))
-    if starts:
-        return starts[0]
-    inside = [o for o, n in norm.items() if n and f" {n} " in f" {said} "]
-    return inside[0] if len(inside) == 1 else None
+    rest = f" {normalize_answer(text)} "
+    named = []
+    for option in sorted(options, key=lambda o: -len(normalize_answer(o))):
+        n = normalize_answer(option)
+        if n and f" {n} " in rest:
+            named.append(option)
+            rest = rest.replace(f" {n} ", " | ")
+    return named[0] if len(named) == 1 else None
 
 
 def option_tasks() -> list:
@@ -160,13 +174,8 @@ def run(model: str, *, device: str | None = None, items: int = DEFAULT_ITEMS, ta
     say(f"doctor: {spec.id} ({spec.loader}, {spec.repo}) on {device}")
     say("1. revisions")
     report.pins = resolve_revisions(spec, hub=hub)
-    for key, sha in report.pins.items():
-        repo, rev = key.rsplit("@", 1)
-        if isinstance(sha, str) and len(sha) == 40 and all(c in "0123456789abcdef" for c in sha):
-            hint = "pinned" if sha == rev else f"PIN: revision = \"{sha}\" in fixtures/models/{spec.id}.toml"
-            say(f"   {key} -> {sha}  ({hint})")
-        else:
-            say(f"   {key}: {sha}")
+    for line in pin_lines(spec, report.pins):
+        say(line)
 
     say("2. load")
     if system is None:
