@@ -145,3 +145,28 @@ def test_answers_through_the_task_prompt(system):
     answer = system.answer(task, item, clip)
     assert set(answer.scores) == set(item.options) and answer.choice in item.options
     assert np.isfinite(list(answer.scores.values())).all()
+
+
+@pytest.mark.gpu
+def test_cuda_logits_equal_upstreams(expected):
+    """What ``scripts/gpu_selfcheck.sh`` runs on a GPU box: the same checkpoint loaded with ``device="cuda"``
+    (device_map placement of the language model, tower and projector beside it) gives upstream's logits.
+    TF32 is switched off so float32 means float32 (cuDNN convolutions default to TF32)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        system = load(tiny_spec(), device="cuda")
+        assert next(system.model.audio_tower.parameters()).device.type == "cuda"
+        for name in CASES:
+            inputs = {k.split(".", 1)[1]: v.cuda() for k, v in expected.items()
+                      if k.startswith(name + ".") and "logits" not in k}
+            with torch.no_grad():
+                logits = system.model(**inputs).logits.cpu()
+            torch.testing.assert_close(logits, expected[f"{name}.logits"], rtol=1e-3, atol=1e-3)
+            out = system.model.generate(**inputs, max_new_tokens=6, do_sample=False,
+                                        pad_token_id=system.processor.tokenizer.eos_token_id)
+            assert out[0].tolist() == META["cases"][name]["generated"]
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
