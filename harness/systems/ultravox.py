@@ -112,13 +112,13 @@ def load(spec, *, device: str = "cuda", dtype: str | None = None) -> UltravoxSpe
     """The release at its pinned revision on the registry's backbone, as a SpeechLLM; failures say what to do
     (``harness.systems.load_errors``)."""
     from harness.availability import free_gpu_gb, memory_error
-    from harness.systems.load_errors import explained
+    from harness.systems.load_errors import ModelLoadError, explained
     from harness.systems.ultravox_weights import load_pretrained
 
     if device.startswith("cuda"):
         problem = memory_error(spec, free_gpu_gb())
         if problem:
-            raise RuntimeError(problem)
+            raise ModelLoadError(f"{problem}: free the GPU or use a larger one")
     with explained(spec):
         model, processor, provenance = load_pretrained(
             spec.repo, spec.revision, spec.backbone.repo, spec.backbone.revision,
