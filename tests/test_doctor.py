@@ -80,3 +80,40 @@ def test_cli_unknown_model_exits_2(capsys):
 
     assert main(["doctor", "no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("family", ["qwen2_audio", "voxtral", "granite_speech", "phi4_multimodal", "qwen2_5_omni"])
+def test_audio_position_check_on_every_native_class(family):
+    """The doctor's position check on the tiny native classes: the rows the model's own merge changed are
+    exactly the expanded placeholder, as many as the processor/adapter asked for."""
+    import numpy as np
+
+    from harness import prompts
+    from harness.audio import Audio
+    from harness.systems.hf_native import HFNativeSpeechLLM
+    from harness.tasks import load_task
+    from tests import tiny_models
+
+    model, processor = tiny_models.build(family)
+    system = HFNativeSpeechLLM(model, processor, family, model_id=f"tiny/{family}", revision="random")
+    task = load_task("sentiment")
+    item = task.items[0]
+    t = np.arange(24000) / 16000
+    clip = Audio((0.2 * np.sin(2 * np.pi * 250 * t)).astype(np.float32), item_id=item.id)
+    ok, detail = doctor.check_positions(system, system.prepare(prompts.messages(task, item, system.audio_slot), clip))
+    assert ok, detail
+
+
+def test_a_native_class_through_the_whole_doctor():
+    """``run`` with a given system (a tiny Qwen2-Audio standing in for the registry entry's weights): revisions,
+    positions and the agreement check, the model's own ``generate()`` included."""
+    from harness.systems.hf_native import HFNativeSpeechLLM
+    from tests import tiny_models
+
+    model, processor = tiny_models.build("qwen2_audio")
+    system = HFNativeSpeechLLM(model, processor, "qwen2_audio", model_id="tiny/qwen2_audio", revision="random")
+    report = doctor.run("qwen2-audio-7b-instruct", device="cpu", items=2, tasks=["sentiment"], hub=False,
+                        system=system, out=lambda s: None)
+    assert report.positions_ok is True and set(report.agreement) == {"sentiment"}
+    assert all("no hub access" in v for v in report.pins.values())
+    assert report.exit_status == (1 if report.agreement["sentiment"] < doctor.DEFAULT_MIN_AGREEMENT else 0)
