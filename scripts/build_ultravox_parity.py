@@ -26,6 +26,14 @@ a separate virtual environment::
 
 ``tests/test_parity_ultravox.py`` loads the result with ``harness.systems.ultravox_model`` (our implementation)
 and matches every recorded tensor. The waveforms are formulas (``parity_waveform``), repeated in the test.
+
+``--also COMMIT_CHECKOUT`` (after a build): run the SAME committed checkpoint and inputs through a second upstream
+checkout — the v0.5-era ``f4f643b`` (2025-02-13, "General improvement", after the v0.5 model update), the code
+the v0.5 hub repos ship — and store its last-8-position logits and generations in ``expected-<commit>.safetensors``
+/ ``.json`` (small)::
+
+    git -C /tmp/ultravox worktree add /tmp/ultravox-v05 f4f643b
+    /tmp/venv-uv457/bin/python scripts/build_ultravox_parity.py --also /tmp/ultravox-v05
 """
 from __future__ import annotations
 
@@ -99,9 +107,14 @@ def _tokenizer():
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--upstream", required=True, type=Path, help="a fixie-ai/ultravox checkout at UPSTREAM_COMMIT")
+    ap.add_argument("--upstream", type=Path, help="a fixie-ai/ultravox checkout at UPSTREAM_COMMIT")
+    ap.add_argument("--also", type=Path, help="another upstream checkout: record the committed fixture with it")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    if args.also:
+        return record_with(args.also, args.out)
+    if not args.upstream:
+        ap.error("--upstream (build) or --also (record with another commit) is required")
 
     import transformers
     from safetensors.torch import save_file
@@ -188,6 +201,52 @@ def main() -> None:
     save_file(expected, str(out / "expected.safetensors"))
     (out / "expected.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {out}: {sum(p.stat().st_size for p in out.rglob('*') if p.is_file()) / 1e6:.2f} MB")
+
+
+def record_with(checkout: Path, out: Path, last: int = 8) -> None:
+    """The committed checkpoint and inputs through another upstream commit's code: logits at the last ``last``
+    positions (after the audio) and the greedy generations."""
+    import subprocess
+
+    import transformers
+    from safetensors.torch import load_file, save_file
+
+    commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    _, model_mod, _ = _upstream(checkout)
+    work = Path(tempfile.mkdtemp())
+    shutil.copytree(out / "speech", work / "speech")
+    cfg = json.loads((work / "speech" / "config.json").read_text())
+    cfg["text_model_id"] = str((out / "backbone").resolve())          # what upstream loads the LLM from
+    (work / "speech" / "config.json").write_text(json.dumps(cfg))
+    model = model_mod.UltravoxModel.from_pretrained(work / "speech", torch_dtype=torch.float32).eval()
+    # Under transformers 4.57 the v0.5-era code loads the LLM from text_model_id and then lets post-init
+    # re-initialise it (its lm_head comes out NaN): put the backbone's weights back — the weights that code means
+    # to run — so the comparison is about its audio path (tower, projector, merge), which loads correctly.
+    lm_state = load_file(str(out / "backbone" / "model.safetensors"))
+    if any(not torch.equal(model.language_model.state_dict()[k], v) for k, v in lm_state.items()):
+        model.language_model.load_state_dict(lm_state, strict=False)
+        record_note = "language-model weights re-put after from_pretrained (re-initialised by this commit's load)"
+    else:
+        record_note = ""
+    inputs = load_file(str(out / "expected.safetensors"))
+    meta = json.loads((out / "expected.json").read_text())
+    tensors, record = {}, {"upstream": "fixie-ai/ultravox", "upstream_commit": commit,
+                           "transformers": transformers.__version__, "last_positions": last, "cases": {}}
+    if record_note:
+        record["note"] = record_note
+    for name in meta["cases"]:
+        feed = {k.split(".", 1)[1]: v for k, v in inputs.items() if k.startswith(name + ".") and "logits" not in k}
+        if "audio_batch_size" not in model_mod.UltravoxModel.forward.__code__.co_varnames:
+            feed.pop("audio_batch_size")                                 # older commits: one chunk list per batch
+        with torch.no_grad():
+            logits = model(**{k: v.clone() for k, v in feed.items()}).logits
+        tensors[f"{name}.logits_last"] = logits[:, -last:].contiguous()
+        # no generate(): before v0.6 UltravoxModel relied on PreTrainedModel.generate, gone in transformers 4.50+
+        record["cases"][name] = {"prompt_tokens": int(feed["input_ids"].shape[1])}
+    save_file(tensors, str(out / f"expected-{commit[:7]}.safetensors"))
+    (out / f"expected-{commit[:7]}.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"recorded {out}/expected-{commit[:7]}.*: {record['cases']}")
 
 
 def _whisper_tokenizer(work: Path):

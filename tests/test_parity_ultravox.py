@@ -97,6 +97,27 @@ def test_logits_equal_upstreams(system, expected, name):
     assert (silent - want).abs().max() > 1e-2
 
 
+V05 = sorted(TINY_DIR.glob("expected-*.json"))
+
+
+@pytest.mark.parametrize("record", V05, ids=lambda p: p.stem)
+def test_logits_equal_the_v05_era_upstreams(system, expected, record):
+    """The same checkpoint and inputs through the v0.5-era upstream code (the code the v0.5 hub repos ship),
+    recorded by ``build_ultravox_parity.py --also``: the logits after the audio match ours too."""
+    meta = json.loads(record.read_text())
+    assert meta["upstream_commit"] != META["upstream_commit"]
+    want = load_file(str(record.with_suffix(".safetensors")))
+    for name in CASES:
+        inputs = {k.split(".", 1)[1]: v for k, v in expected.items() if k.startswith(name + ".") and "logits" not in k}
+        with torch.no_grad():
+            logits = system.model(**inputs).logits[:, -meta["last_positions"]:]
+        torch.testing.assert_close(logits, want[f"{name}.logits_last"], rtol=1e-4, atol=1e-4)
+
+
+def test_there_is_a_v05_era_record():
+    assert [json.loads(p.read_text())["upstream_commit"][:7] for p in V05] == ["f4f643b"]
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_greedy_generation_equals_upstreams(system, expected, name):
     inputs = {k.split(".", 1)[1]: v for k, v in expected.items() if k.startswith(name + ".") and "logits" not in k}
