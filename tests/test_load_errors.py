@@ -63,3 +63,18 @@ def test_errors_that_already_explain_themselves_pass_through(spec):
     with pytest.raises(BackboneMismatch):
         with explained(spec):
             raise err
+
+
+def test_a_native_model_offline_says_what_to_do(spec):
+    """Through the suite's loader (the path the claims take): one HubUnavailable, not transformers' traceback."""
+    from huggingface_hub import constants
+
+    from harness.systems.load import load_speech_llm
+
+    if not constants.HF_HUB_OFFLINE:   # the root conftest sets HF_HUB_OFFLINE=1; never download from a test
+        pytest.skip("HF_HUB_OFFLINE is not set: this test would try a real download")
+    with pytest.raises(HubUnavailable) as caught:
+        load_speech_llm(spec, device="cpu")
+    msg = str(caught.value)
+    assert spec.repo in msg and spec.revision in msg and "HF_HUB_OFFLINE" in msg
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__

@@ -50,9 +50,13 @@ def load_speech_llm(spec: ModelSpec, *, trust_remote_code: bool = False, device:
         return Cascade(ASR(spec.repo, device=device, beam_size=beam),
                        load_backbone(spec.backbone.repo, spec.backbone.revision), name=spec.id)
     if spec.loader == "hf_native":
+        from harness.availability import free_gpu_gb, memory_error
         from harness.systems import hf_native
-        from harness.systems.load_errors import explained
+        from harness.systems.load_errors import ModelLoadError, explained
 
+        problem = memory_error(spec, free_gpu_gb()) if device.startswith("cuda") else None
+        if problem:          # before from_pretrained, not an OOM halfway through it
+            raise ModelLoadError(f"{problem}: free the GPU or use a larger one")
         with explained(spec):
             return hf_native.load(spec, device=device)
     if spec.loader == "ultravox":
