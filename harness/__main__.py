@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     wat.add_argument("--pin", action="append", default=[], metavar="MODEL=REVISION",
                      help="rewrite the model's registry revision instead of asking the hub (repeatable)")
     wat.set_defaults(func=_watch)
+    __import__("harness.doctor", fromlist=["add_parser"]).add_parser(sub)   # `doctor MODEL`: harness/doctor.py
     return parser
 
 

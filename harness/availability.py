@@ -2,11 +2,40 @@
 
 Tests call ``why_unavailable`` and skip with its reason; ``--strict`` turns those skips into failures.
 Every check can be overridden by keyword so it is testable without the real environment.
+
+Remote code: no loader runs hub code today (Ultravox is implemented in ``harness.systems.ultravox_model``).
+A future loader that must, goes in ``REMOTE_CODE_LOADERS``; it is then refused unless the user opts in
+(``--trust-remote-code`` or ``trust_remote_code = true`` in its registry entry).
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+
+
+REMOTE_CODE_LOADERS: tuple[str, ...] = ()
+
+
+class TrustRemoteCodeRequired(RuntimeError):
+    pass
+
+
+def needs_remote_code(spec) -> bool:
+    return spec.loader in REMOTE_CODE_LOADERS
+
+
+def opt_in_error(spec, trust_remote_code: bool = False) -> str | None:
+    """Why ``spec`` may not run its hub code here, or None (no remote code, or opted in)."""
+    if needs_remote_code(spec) and not (spec.trust_remote_code or trust_remote_code):
+        return (f"{spec.id} runs remote code: pass --trust-remote-code or set trust_remote_code = true in "
+                f"fixtures/models/{spec.id}.toml")
+    return None
+
+
+def require_opt_in(spec, trust_remote_code: bool = False) -> None:
+    problem = opt_in_error(spec, trust_remote_code)
+    if problem:
+        raise TrustRemoteCodeRequired(problem)
 
 
 def hub_reachable() -> bool:
@@ -41,9 +70,9 @@ def why_unavailable(spec, *, gpu_gb: float | None | str = "detect", hub: bool | 
         if importlib.util.find_spec("google.genai") is None:
             return "the API SDK is missing: pip install google-genai"
         return None
-    if spec.loader == "ultravox" and not (spec.trust_remote_code or trust_remote_code):
-        return f"{spec.id} runs remote code: pass --trust-remote-code or set trust_remote_code = true in " \
-               f"fixtures/models/{spec.id}.toml"
+    opt_in = opt_in_error(spec, trust_remote_code)
+    if opt_in:
+        return opt_in
     if spec.offline:
         return None
     free = free_gpu_gb() if gpu_gb == "detect" else gpu_gb

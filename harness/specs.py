@@ -14,6 +14,11 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "models"
 LOADERS = ("hf_native", "ultravox", "api", "reference", "disguised_cascade", "transcriber")
 OFFLINE_LOADERS = ("reference", "disguised_cascade", "transcriber")   # run from packaged weights on a CPU
 DTYPES = ("bfloat16", "float16", "float32")
+# Which matched cascade the claims use. "self": the speech-LLM's own language model reading the transcript (same
+# module, weights and chat template; exact for adapter-only designs, one model in memory). "separate": the
+# [backbone] repo loaded on its own (the paper's cascade; jointly-trained models keep it).
+CASCADE_KINDS = ("self", "separate")
+SELF_CASCADE_LOADERS = ("ultravox", "hf_native")
 # Families whose backbone is known: the backbone repo must contain one of these (case-insensitive).
 KNOWN_BACKBONES = {"ultravox": ("llama", "gemma", "qwen"), "qwen2_audio": ("qwen",), "phi4_multimodal": ("phi-4",),
                    "voxtral": ("mistral", "ministral"), "granite_speech": ("granite",), "qwen2_5_omni": ("qwen2.5",)}
@@ -42,6 +47,7 @@ class ModelSpec:
     dtype: str = "bfloat16"
     gpu_memory_gb: float = 0.0
     trust_remote_code: bool = False
+    matched_cascade: str = "separate"     # one of CASCADE_KINDS
     paper: bool = False
     revision_pinned: bool = True
     revision_note: str = ""
@@ -98,6 +104,14 @@ def parse_spec(data: dict, path: Path = Path("<inline>.toml")) -> ModelSpec:
         _fail(path, "loader 'hf_native' needs hf_class (the transformers class name)")
     if data.get("dtype", "bfloat16") not in DTYPES:
         _fail(path, f"dtype {data['dtype']!r} is not one of {DTYPES}")
+    kind = data.get("matched_cascade", "separate")
+    if kind not in CASCADE_KINDS:
+        _fail(path, f"matched_cascade {kind!r} is not one of {CASCADE_KINDS}")
+    if "matched_cascade" in data and loader == "api":
+        _fail(path, "an API model has no matched cascade (remove matched_cascade)")
+    if kind == "self" and loader not in SELF_CASCADE_LOADERS:
+        _fail(path, f"matched_cascade = \"self\" needs a loaded language model (loaders {SELF_CASCADE_LOADERS}), "
+                    f"not loader {loader!r}")
     bb = data.get("backbone")
     if loader == "api":
         if bb:

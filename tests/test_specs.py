@@ -6,7 +6,7 @@ import pytest
 from harness.availability import why_unavailable
 from harness.specs import SpecError, get_spec, load_specs, markdown_table, models_table, parse_spec
 from harness.systems.matched import matched_backbone
-from harness.systems.ultravox import TrustRemoteCodeRequired, load as load_ultravox
+from harness.systems.ultravox import TrustRemoteCodeRequired
 
 GOOD = {"id": "x", "family": "qwen2_audio", "loader": "hf_native", "hf_class": "Qwen2AudioForConditionalGeneration",
         "repo": "Qwen/Qwen2-Audio-7B-Instruct", "revision": "abc123",
@@ -78,15 +78,22 @@ def test_availability_reasons():
     assert "hub" in why_unavailable(qwen, gpu_gb=80.0, hub=False)
     assert "GiB is free" in why_unavailable(qwen, gpu_gb=4.0, hub=True)
     assert why_unavailable(qwen, gpu_gb=80.0, hub=True) is None
-    assert "--trust-remote-code" in why_unavailable(uv, gpu_gb=80.0, hub=True)
-    assert why_unavailable(uv, gpu_gb=80.0, hub=True, trust_remote_code=True) is None
+    assert why_unavailable(uv, gpu_gb=80.0, hub=True) is None          # Ultravox runs our own code: no opt-in
+    assert "no CUDA GPU" in why_unavailable(uv, gpu_gb=None)
     assert "GEMINI_API_KEY" in why_unavailable(gem, env={})
 
 
-def test_ultravox_refuses_without_opt_in():
+def test_a_remote_code_loader_refuses_without_opt_in(monkeypatch):
+    """No loader runs hub code today; one that does is refused unless the user opts in."""
+    from harness import availability
+    from harness.systems.load import load_speech_llm
+
     spec = load_specs()["ultravox-v0_6-8b"]
+    monkeypatch.setattr(availability, "REMOTE_CODE_LOADERS", ("ultravox",))
     with pytest.raises(TrustRemoteCodeRequired, match="fixtures/models/ultravox-v0_6-8b.toml"):
-        load_ultravox(spec)
+        load_speech_llm(spec)
+    assert "--trust-remote-code" in why_unavailable(spec, gpu_gb=80.0, hub=True)
+    assert why_unavailable(spec, gpu_gb=80.0, hub=True, trust_remote_code=True) is None
 
 
 def test_models_table_and_markdown():

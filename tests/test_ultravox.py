@@ -1,7 +1,9 @@
-"""Ultravox adapter, offline: the opt-in refusal, the hub-unreachable error, and the capture/position code.
+"""Ultravox adapter, offline: no remote code, the hub-unreachable error, and the capture/position code.
 
-A real Ultravox checkpoint cannot be loaded here (remote code + weights live on the hub); the last group of
-tests runs ``UltravoxSpeechLLM``'s own code against a small *stand-in* with the same call structure.
+Real releases live on the hub; the committed tiny checkpoint (built with the upstream code) goes through the same
+``load`` in ``tests/test_parity_ultravox.py``. The last group of tests runs ``UltravoxSpeechLLM``'s own code
+against a small *stand-in* that calls its language model the way upstream's remote code does
+(``language_model.forward``, which skips module hooks).
 """
 import dataclasses
 import math
@@ -12,7 +14,8 @@ import torch
 
 from harness.audio import Audio
 from harness.specs import load_specs
-from harness.systems.ultravox import TrustRemoteCodeRequired, UltravoxSpeechLLM, load
+from harness.availability import why_unavailable
+from harness.systems.ultravox import UltravoxSpeechLLM, load
 from harness.tasks import load_task
 
 
@@ -22,11 +25,10 @@ def spec():
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
-def test_refuses_without_opt_in(spec):
-    with pytest.raises(TrustRemoteCodeRequired) as err:
-        load(spec)
-    assert "fixtures/models/ultravox-v0_5-1b.toml" in str(err.value)
-    assert "--trust-remote-code" in str(err.value) and "trust_remote_code = true" in str(err.value)
+def test_needs_no_remote_code(spec):
+    """Our own implementation: no opt-in asked, the only reasons not to run are GPU/hub ones."""
+    assert why_unavailable(spec, gpu_gb=80.0, hub=True) is None
+    assert why_unavailable(spec, gpu_gb=None).startswith("no CUDA GPU")
 
 
 def test_offline_load_fails_with_a_clear_message(spec):
@@ -35,7 +37,7 @@ def test_offline_load_fails_with_a_clear_message(spec):
     if not constants.HF_HUB_OFFLINE:   # the root conftest sets HF_HUB_OFFLINE=1; never download from a test
         pytest.skip("HF_HUB_OFFLINE is not set: this test would try a real download")
     with pytest.raises(RuntimeError) as err:
-        load(spec, trust_remote_code=True, device="cpu")
+        load(spec, device="cpu")
     msg = str(err.value)
     assert "unreachable" in msg and "HF_HUB_OFFLINE" in msg and spec.repo in msg and spec.revision in msg
     assert err.value.__cause__ is None and err.value.__suppress_context__   # one error, not a chained trace
@@ -190,3 +192,82 @@ def test_audio_positions_cover_every_chunk(system):
         system.audio_positions({**inputs, "audio_batch_size": torch.tensor([1])})
     with pytest.raises(ValueError, match="past the prompt"):
         system.audio_positions({**inputs, "input_ids": torch.zeros(1, 21, dtype=torch.long)})
+
+
+# -- checkpoint loading: every tensor placed, nothing dropped, the backbone named ----------------------------------
+def _tiny_parts():
+    import json
+
+    from transformers import LlamaForCausalLM
+
+    from harness.systems.ultravox_fixture import TINY_DIR
+    from harness.systems.ultravox_model import UltravoxArch
+    from harness.systems.ultravox_weights import read_state_dict
+
+    arch = UltravoxArch.from_dict(json.loads((TINY_DIR / "speech" / "config.json").read_text()))
+    fresh = lambda: LlamaForCausalLM.from_pretrained(TINY_DIR / "backbone").eval()  # noqa: E731
+    return arch, fresh, read_state_dict(TINY_DIR / "speech")
+
+
+def test_unmerged_lora_deltas_are_merged_as_peft_merges_them():
+    """A release saved with PEFT's LoRA pairs on its language model: our merge (W += alpha/r · B A) gives the
+    same language model as peft's own ``merge_and_unload``."""
+    from peft import LoraConfig, get_peft_model
+
+    from harness.systems.ultravox_weights import Provenance, assemble
+
+    arch, fresh, state = _tiny_parts()
+    torch.manual_seed(3)
+    peft_lm = get_peft_model(fresh(), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                 init_lora_weights=False))
+    saved = {f"language_model.{k}": v.clone() for k, v in peft_lm.state_dict().items() if "lora_" in k}
+    assert saved and all(".lora_A.default." in k or ".lora_B.default." in k for k in saved)
+    prov = Provenance("tiny", "tiny")
+    model = assemble(dataclasses.replace(arch, text_lora={"r": 4, "lora_alpha": 8}), fresh(), {**state, **saved},
+                     provenance=prov)
+    merged = peft_lm.merge_and_unload().eval()
+    ids = torch.tensor([[5, 17, 42, 99, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(model.language_model(input_ids=ids).logits, merged(input_ids=ids).logits)
+        assert (model.language_model(input_ids=ids).logits - fresh()(input_ids=ids).logits).abs().max() > 1e-3
+    assert prov.lora_deltas == 2 * merged.config.num_hidden_layers
+
+
+def test_lora_weights_without_a_rank_are_an_error():
+    from harness.systems.ultravox_weights import CheckpointError, Provenance, assemble
+
+    arch, fresh, state = _tiny_parts()
+    pair = {"language_model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(4, 32),
+            "language_model.model.layers.0.self_attn.q_proj.lora_B.weight": torch.zeros(32, 4)}
+    with pytest.raises(CheckpointError, match="rank r=0"):
+        assemble(arch, fresh(), {**state, **pair}, provenance=Provenance("t", "t"))
+
+
+def test_checkpoint_tensors_with_no_place_or_missing_are_errors():
+    from harness.systems.ultravox_weights import CheckpointError, Provenance, assemble
+
+    arch, fresh, state = _tiny_parts()
+    with pytest.raises(CheckpointError, match="no place in the model.*audio_tower.extra"):
+        assemble(arch, fresh(), {**state, "audio_tower.extra.weight": torch.zeros(1)}, provenance=Provenance("t", "t"))
+    no_projector = {k: v for k, v in state.items() if "linear_2" not in k}
+    with pytest.raises(CheckpointError, match="lacks projector weights.*linear_2"):
+        assemble(arch, fresh(), no_projector, provenance=Provenance("t", "t"))
+    no_tower = {k: v for k, v in state.items() if not k.startswith("audio_tower.")}
+    with pytest.raises(CheckpointError, match="lacks audio-tower weights"):
+        assemble(arch, fresh(), no_tower, provenance=Provenance("t", "t"))
+
+
+def test_a_release_on_another_llm_is_refused(tmp_path):
+    """``text_model_id`` must name the registry's backbone: otherwise the cascade would not be matched."""
+    import json
+    import shutil
+
+    from harness.systems.ultravox_fixture import TINY_DIR
+    from harness.systems.ultravox_weights import BackboneMismatch, load_pretrained
+
+    shutil.copytree(TINY_DIR / "speech", tmp_path / "speech")
+    cfg = json.loads((tmp_path / "speech" / "config.json").read_text())
+    cfg["text_model_id"] = "meta-llama/Llama-3.2-3B-Instruct"
+    (tmp_path / "speech" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BackboneMismatch, match="Llama-3.2-3B-Instruct"):
+        load_pretrained(str(tmp_path / "speech"), None, str(TINY_DIR / "backbone"), None, dtype=torch.float32)

@@ -1,28 +1,20 @@
-"""Ultravox: no native transformers class, so its hub code runs (``trust_remote_code``) — only on explicit opt-in.
+"""Ultravox as a SpeechLLM: our own implementation (``ultravox_model``/``ultravox_processor``/``ultravox_weights``),
+no remote code.
 
-The remote ``UltravoxModel`` merges projected Whisper-encoder frames into the Llama/Gemma/Qwen prompt at its
-``<|audio|>`` placeholder. This adapter loads it and answers through the same SpeechLLM interface; the refusal
-path (no opt-in) and the hub-unreachable path are what run offline.
+The hub repos ship modelling code written for transformers 4 (it does not load under the transformers 5 we pin:
+the processor fails its type check, the model calls removed internals and leaves the language model on the meta
+device) and that code fetches the Llama from ``text_model_id`` at its default branch. Here the release's own
+weights (audio tower, projector, any language-model weights or LoRA deltas) are loaded onto the registry's
+backbone at its pinned revision; ``tests/test_parity_ultravox.py`` matches upstream's logits on a tiny checkpoint.
 
-What the remote code does (``ultravox_processing.UltravoxProcessor.__call__`` and
-``ultravox_model.UltravoxModel.forward`` in fixie-ai/ultravox; the hub repos ship copies of these files):
+Inputs (``UltravoxProcessor``): ONE rendered string holding ``<|audio|>``, the waveform and ``sampling_rate``; the
+placeholder becomes ``audio_token_len`` copies of the tokenizer's EOS token per ≤30 s chunk, with
+``audio_token_start_idx``/``audio_token_len`` saying which rows the model overwrites. ``audio_positions`` reads
+those (EOS also ends chat turns, so token ids cannot locate the audio).
 
-* the processor takes ONE rendered string (``text=``, not a list) holding ``<|audio|>``, the waveform
-  (``audio=``) and ``sampling_rate``; it splits the text at the placeholder, tokenizes the parts without
-  special tokens (the chat template already put BOS in), and puts ``audio_token_len`` copies of the
-  tokenizer's EOS token where the placeholder was. It returns ``input_ids``, ``attention_mask``,
-  ``audio_values`` (Whisper features, one row per ≤30 s chunk), ``audio_lens``, ``audio_token_len``,
-  ``audio_token_start_idx`` (one entry per chunk) and ``audio_batch_size`` (chunks per text).
-* the model embeds ``input_ids``, runs ``audio_tower`` + ``multi_modal_projector`` and overwrites
-  ``inputs_embeds[b][start : start + len]`` for every chunk, then calls
-  ``self.language_model.forward(inputs_embeds=...)`` — note ``.forward``: a forward pre-hook on
-  ``model.language_model`` itself does NOT fire on that call, so the capture hook sits one level deeper, at
-  the input of the language model's decoder (``language_model.get_decoder()``), which the causal-LM class
-  calls normally with the same ``inputs_embeds``. That is also where ``hf_native`` captures.
-
-Scoring/generation after the prefix goes straight to ``model.language_model`` (a plain causal LM): with the
-audio already merged, ``UltravoxModel.forward`` does nothing but forward to it (and it requires ``input_ids``
-positionally, so it could not be called with ``inputs_embeds`` alone anyway).
+The capture hook for the merged prompt sits at the input of the language model's decoder
+(``language_model.get_decoder()``), as for ``hf_native``; scoring and generation after the prefix go straight to
+``model.language_model`` (a plain transformers causal LM).
 """
 from __future__ import annotations
 
@@ -32,35 +24,24 @@ import numpy as np
 import torch
 
 from harness.audio import SAMPLE_RATE, Audio
+from harness.availability import TrustRemoteCodeRequired, require_opt_in  # noqa: F401  (kept importable)
+from harness.systems.load_errors import HubUnavailable  # noqa: F401  (raised by ``load``)
 from harness.systems.speech_llm import SpeechLLM
-
-PLACEHOLDER = "<|audio|>"   # UltravoxProcessor's default ``audio_placeholder``
-
-
-class TrustRemoteCodeRequired(RuntimeError):
-    pass
-
-
-class HubUnavailable(RuntimeError):
-    """The checkpoint is neither reachable on the hub nor in the local cache."""
-
-
-def require_opt_in(spec, trust_remote_code: bool = False) -> None:
-    if not (trust_remote_code or spec.trust_remote_code):
-        raise TrustRemoteCodeRequired(
-            f"{spec.id} ({spec.repo}) needs trust_remote_code: pass --trust-remote-code or set "
-            f"trust_remote_code = true in fixtures/models/{spec.id}.toml")
+from harness.systems.ultravox_processor import PLACEHOLDER
 
 
 class UltravoxSpeechLLM(SpeechLLM):
-    """A remote-code ``UltravoxModel`` + ``UltravoxProcessor`` as a SpeechLLM.
+    """An ``UltravoxModel`` + ``UltravoxProcessor`` as a SpeechLLM.
 
     ``model`` needs ``.language_model`` (a transformers causal LM) and a ``forward`` that accepts the
     processor's outputs as keyword arguments; ``processor`` needs ``.tokenizer`` and the
     ``__call__(text=str, audio=array, sampling_rate=int)`` described in the module docstring.
+    ``provenance``: what was loaded from where (``ultravox_weights.Provenance``), for the doctor.
     """
 
-    def __init__(self, model: torch.nn.Module, processor, *, model_id: str, revision: str, name: str | None = None):
+    def __init__(self, model: torch.nn.Module, processor, *, model_id: str, revision: str, name: str | None = None,
+                 provenance=None):
+        self.provenance = provenance
         self.processor = processor
         tok = processor.tokenizer
         placeholder = getattr(processor, "audio_placeholder", None) or PLACEHOLDER
@@ -102,8 +83,8 @@ class UltravoxSpeechLLM(SpeechLLM):
     def prefix_embeds(self, inputs: dict[str, Any]) -> torch.Tensor:
         """[T, H]: what the model's own forward hands its text decoder, captured and the forward stopped.
 
-        The hook sits on the decoder, not on ``language_model``: UltravoxModel calls ``language_model.forward``
-        directly, which bypasses module hooks."""
+        The hook sits on the decoder, not on ``language_model``: that works for any model that calls its
+        language model's ``forward`` directly (which bypasses module hooks) as well as for ours."""
         return self._capture(inputs, self.text_model)
 
     def audio_positions(self, inputs: dict[str, Any]) -> torch.Tensor:
@@ -127,37 +108,20 @@ class UltravoxSpeechLLM(SpeechLLM):
 
 
 # -- loading a real checkpoint (GPU box) -----------------------------------------------------------------------
-def _hub_error(spec, err: Exception) -> RuntimeError:
-    from harness.availability import hub_reachable
-
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    where = f"{spec.repo}@{spec.revision}"
-    if not hub_reachable():
-        return HubUnavailable(
-            f"{spec.id}: the model hub is unreachable (HF_HUB_OFFLINE=1) and {where} is not in the local "
-            f"cache ({first}). Unset HF_HUB_OFFLINE on a machine with hub access, or fetch it beforehand with "
-            f"`huggingface-cli download {spec.repo} --revision {spec.revision}` (its remote code also fetches "
-            "the Whisper encoder and the text model named in its config).")
-    return HubUnavailable(f"{spec.id}: could not fetch {where} from the model hub ({first}); check the repo id, "
-                          "the revision and, for gated backbones, that a Hugging Face token with access is set")
-
-
-def load(spec, *, trust_remote_code: bool = False, device: str = "cuda") -> UltravoxSpeechLLM:
-    """The remote model + processor at the pinned revision as a SpeechLLM (GPU box; offline only the errors)."""
-    require_opt_in(spec, trust_remote_code)
-    from transformers import AutoModel, AutoProcessor
-
+def load(spec, *, device: str = "cuda", dtype: str | None = None) -> UltravoxSpeechLLM:
+    """The release at its pinned revision on the registry's backbone, as a SpeechLLM; failures say what to do
+    (``harness.systems.load_errors``)."""
     from harness.availability import free_gpu_gb, memory_error
+    from harness.systems.load_errors import ModelLoadError, explained
+    from harness.systems.ultravox_weights import load_pretrained
 
     if device.startswith("cuda"):
         problem = memory_error(spec, free_gpu_gb())
         if problem:
-            raise RuntimeError(problem)
-    try:
-        processor = AutoProcessor.from_pretrained(spec.repo, revision=spec.revision, trust_remote_code=True)
-        model = AutoModel.from_pretrained(spec.repo, revision=spec.revision, trust_remote_code=True,
-                                          dtype=getattr(torch, spec.dtype),
-                                          device_map="auto" if device == "cuda" else device)
-    except OSError as err:
-        raise _hub_error(spec, err) from None
-    return UltravoxSpeechLLM(model, processor, model_id=spec.repo, revision=spec.revision, name=spec.id)
+            raise ModelLoadError(f"{problem}: free the GPU or use a larger one")
+    with explained(spec):
+        model, processor, provenance = load_pretrained(
+            spec.repo, spec.revision, spec.backbone.repo, spec.backbone.revision,
+            dtype=getattr(torch, dtype or spec.dtype), device=device)
+    return UltravoxSpeechLLM(model, processor, model_id=spec.repo, revision=spec.revision, name=spec.id,
+                             provenance=provenance)
