@@ -243,7 +243,7 @@ class Evidence:
         items = {it.id: it for it in self.task_items(exp.model, exp.task)}
         gold = [items[i].label for i in res.split["eval"]]
         correct = {k: [c == g for c, g in zip(v, gold)] for k, v in res.choices.items()}
-        names = {"none": "baseline", "energy": "acoustic", "damage": "damage-matched"}
+        names = {"none": "baseline", "energy": "acoustic", "damage": "damage-matched"}   # report.record.ERASURES
         self._curve(exp.model, "erasure")[exp.task] = {
             "accuracy": {names.get(k, k): sum(c) / len(c) for k, c in correct.items()},
             "chance": task.chance, "n": len(gold)}
@@ -253,7 +253,7 @@ class Evidence:
             deleted = self.deleted_words_answers(exp.model, exp.task, tuple(concept))
             extra = dict(damage_erased=correct["damage"], text_deleted=[a.correct for a in deleted],
                          erased_choices=res.choices["text"], reference_choices=[a.choice for a in deleted])
-            self._curve(exp.model, "erasure")[exp.task]["accuracy"]["text deleted (cascade)"] = \
+            self._curve(exp.model, "erasure")[exp.task]["accuracy"]["text-deleted"] = \
                 sum(extra["text_deleted"]) / len(gold)
         v = claims.collapse(exp, baseline=correct["none"], text_erased=correct["text"],
                             random_erased=correct["random"], acoustic_erased=correct.get("energy"),

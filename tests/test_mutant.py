@@ -42,3 +42,38 @@ def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pyt
     assert status != 0
     md = (tmp_path / "diff" / "report.md").read_text()
     assert "BROKE EQUIVALENCE: ref-disguised-cascade sentiment κ" in md
+
+
+# -- one mutant per claim for claims 2–4: each flips a positive control's verdict, through pytest itself -------------
+def _run_mutant(pytester, monkeypatch, test_file: str, select: str, mutant: str):
+    monkeypatch.setenv("CASCADE_EQ_CACHE", str(SESSION_CACHE))
+    bad = pytester.runpytest_subprocess(str(ROOT / "equivalence_tests" / test_file), "-k", select, "--items", "40",
+                                        "--mutant", mutant, "-p", "no:cacheprovider", "--rootdir", str(ROOT))
+    bad.assert_outcomes(failed=1)
+    print("\n".join(line for line in bad.outlines if "NOT " in line))   # what a user sees
+    return bad
+
+
+@pytest.mark.slow
+def test_permuted_transcriber_is_not_emergent(pytester, monkeypatch):
+    """Every token written as a fixed other token's embedding: text-shaped input, but not the words said."""
+    bad = _run_mutant(pytester, monkeypatch, "test_text_emergence.py", "ref-transcriber and topic",
+                      "ref-transcriber~permuted")
+    bad.stdout.fnmatch_lines(["*ref-transcriber/topic: NOT emergent (observed: not emergent) — lens precision=*"])
+
+
+@pytest.mark.slow
+def test_a_noop_eraser_does_not_collapse(pytester, monkeypatch):
+    """The fitted text eraser replaced by a no-op: accuracy stays where it was."""
+    bad = _run_mutant(pytester, monkeypatch, "test_leace.py", "ref-transcriber and keyword_topic",
+                      "ref-transcriber~noerase")
+    bad.stdout.fnmatch_lines(["*ref-transcriber/keyword_topic: NOT collapses (observed: does not collapse) — "
+                              "*text-erased accuracy above chance*"])
+
+
+@pytest.mark.slow
+def test_a_noise_fragile_transcriber_shrinks(pytester, monkeypatch):
+    """Half its answers flipped under any noise: the advantage over its cascade now shrinks."""
+    bad = _run_mutant(pytester, monkeypatch, "test_noise.py", "ref-transcriber and topic and white",
+                      "ref-transcriber~fragile")
+    bad.stdout.fnmatch_lines(["*ref-transcriber/topic/white: NOT does not shrink (observed: *) — Δadvantage=*"])

@@ -13,7 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 PASS, FAIL, PAPER, CONTROL = "#1a7f37", "#cf222e", "#57606a", "#8c959f"
-ERASURE_COLORS = {"baseline": "#0969da", "text": "#cf222e", "random": "#8c959f", "acoustic": "#bf8700"}
+ERASURE_COLORS = {"baseline": "#0969da", "text": "#cf222e", "random": "#8c959f", "acoustic": "#bf8700",
+                  "damage-matched": "#57606a", "text-deleted": "#8250df"}   # text-deleted: the cascade
 
 
 def png_base64(fig: Figure, dpi: int = 110) -> str:
@@ -99,9 +100,9 @@ def erasure_figure(curves: dict) -> Figure | None:
     fig, axes = _grid(len(models))
     for ax, model in zip(axes, models):
         tasks = sorted(curves[model]["erasure"])
-        width = 0.8 / 4
+        width = 0.8 / len(ERASURE_COLORS)
         for j, cond in enumerate(ERASURE_COLORS):
-            bars = [(i + (j - 1.5) * width, c["accuracy"][cond], (c.get("ci") or {}).get(cond))
+            bars = [(i + (j - (len(ERASURE_COLORS) - 1) / 2) * width, c["accuracy"][cond], (c.get("ci") or {}).get(cond))
                     for i, task in enumerate(tasks) for c in [curves[model]["erasure"][task]]
                     if c["accuracy"].get(cond) is not None]
             ax.bar([x for x, _, _ in bars], [y for _, y, _ in bars], width, color=ERASURE_COLORS[cond],
@@ -116,7 +117,8 @@ def erasure_figure(curves: dict) -> Figure | None:
                 ax.plot([i - 0.45, i + 0.45], [chance] * 2, ":", color="black", lw=1)
         ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
         ax.set(title=model, ylabel="accuracy", ylim=(0, 1.05))
-    fig.legend(loc="outside lower center", ncols=5, fontsize=8, title="erased (dotted: chance)")
+    fig.legend(loc="outside lower center", ncols=6, fontsize=8,
+               title="erased (dotted: chance; text-deleted: the cascade with the concept's words deleted)")
     return fig
 
 

@@ -47,7 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "transformers", "faster-whisper", "ctranslate2", "concept-erasure", "huggingface_hub",
             "accelerate", "peft", "numpy", "scipy", "statsmodels", "scikit-learn", "piper-tts", "matplotlib",
             "pytest")
-ERASURES = ("baseline", "text", "random", "acoustic")
+ERASURES = ("baseline", "text", "random", "acoustic", "damage-matched", "text-deleted")
 NOISES = ("white", "babble", "pink")
 
 
