@@ -95,6 +95,24 @@ def expectations(model: str, *, text_sufficient: list[str], text_insufficient: l
     return out
 
 
+def user_task_expectations(model: str, *, text_sufficient: list[str], text_insufficient: list[str],
+                           directory: Path = CLAIMS_DIR) -> list[Expectation]:
+    """Expectations on task folders of a user's own for a model with its own claims file, which cannot name
+    them: the file's ``[user_tasks.text_sufficient]`` / ``[user_tasks.text_insufficient]`` outcomes (none if
+    absent). Models without a file already get the defaults' per-kind outcomes from :func:`expectations`."""
+    directory = Path(directory)
+    own = directory / f"{model}.toml"
+    if not own.exists() or not (text_sufficient or text_insufficient):
+        return []
+    data, defaults = _read(own), load_defaults(directory)
+    out = []
+    for kind, tasks in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient)):
+        for task in tasks:
+            for claim, entry in data.get("user_tasks", {}).get(kind, {}).items():
+                out += _expectations(model, task, claim, entry, defaults, f"{own.name} [user_tasks.{kind}]")
+    return out
+
+
 def _expectations(model, task, claim, entry, defaults, source) -> list[Expectation]:
     """One expectation, or one per noise kind for the noise claim (tests read ``[model/task/<kind>]``)."""
     exp = _expectation(model, task, claim, entry, defaults, source)
