@@ -59,7 +59,7 @@ def test_unknown_source_names_every_kind_of_source():
 def test_own_folder_loads_with_recordings_and_train_split():
     task = load_task(str(OWN))
     assert task.name == "recorded-sentiment" and task.source == f"folder:{OWN}"
-    assert len(task.items) == 24 and len(task.train) == 8
+    assert len(task.items) == 48 and len(task.train) == 8
     assert {it.label for it in task.items} == {"positive", "negative"}
     assert task.items[0].id == "recorded-sentiment-e01" and task.train[0].id == "recorded-sentiment-train-t01"
     assert all(it.audio and Path(it.audio).is_file() for it in task.items + task.train)
