@@ -55,12 +55,9 @@ def _claim_params(config) -> dict[str, list]:
     from harness import claims
     from harness.evidence import split_mutant
     from harness.specs import load_specs
-    from harness.tasks import claim_tasks, describe, parse_sources
+    from harness.tasks import claim_tasks
 
-    try:
-        tasks = {s: describe(s) for s in parse_sources(config.getoption("tasks"))}
-    except (LookupError, OSError, ValueError) as e:
-        raise pytest.UsageError(f"--tasks: {e}") from None
+    tasks = config._tasks
     text_sufficient, text_insufficient = claim_tasks(list(tasks.values()))
     own = {kind: [t for t in names if tasks[t].origin == "folder"]
            for kind, names in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient))}
@@ -144,6 +141,12 @@ def judge(request, evidence, record_property):
 
 def pytest_configure(config) -> None:
     config._verdicts = []
+    from harness.tasks import describe, parse_sources
+
+    try:     # --tasks: each source's metadata (no items, no download); a bad one stops the run before collection
+        config._tasks = {s: describe(s) for s in parse_sources(config.getoption("tasks", None))}
+    except (LookupError, OSError, ValueError) as e:
+        raise pytest.UsageError(f"--tasks: {e}") from None
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
