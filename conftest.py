@@ -70,8 +70,7 @@ def _claim_params(config) -> dict[str, list]:
             raise pytest.UsageError(f"--mutant {mutant!r}: expected <registry id>~flip<share>, e.g. ref-cascade~flip0.3")
         config._mutations[base] = share
     for model_id, spec in specs.items():
-        exps = [e for e in claims.expectations(model_id, text_sufficient=text_sufficient,
-                                               text_insufficient=text_insufficient) if e.task in tasks]
+        exps = claims.expectations(model_id, text_sufficient=text_sufficient, text_insufficient=text_insufficient)
         exps += claims.user_task_expectations(model_id, **own)
         marks = [getattr(pytest.mark, spec.family), pytest.mark.xdist_group(model_id)]
         if not spec.offline:

@@ -75,7 +75,8 @@ def load_defaults(directory: Path = CLAIMS_DIR) -> dict:
 
 def expectations(model: str, *, text_sufficient: list[str], text_insufficient: list[str],
                  directory: Path = CLAIMS_DIR) -> list[Expectation]:
-    """The model's expectations: its own file's tasks if it has one, else the defaults' per task kind."""
+    """The model's expectations on the given tasks: its own file's entries for them if it has a file (every entry
+    is checked, also those for tasks not asked for), else the defaults' per task kind."""
     directory = Path(directory)
     defaults = load_defaults(directory)
     own = directory / f"{model}.toml"
@@ -87,7 +88,8 @@ def expectations(model: str, *, text_sufficient: list[str], text_insufficient: l
         for task, claims in data.get("tasks", {}).items():
             for claim, entry in claims.items():
                 out += _expectations(model, task, claim, entry, defaults, f"{own.name} [tasks.{task}]")
-        return out
+        asked = {*text_sufficient, *text_insufficient}
+        return [e for e in out if e.task in asked]
     for kind, tasks in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient)):
         for task in tasks:
             for claim, entry in defaults.get("new_models", {}).get(kind, {}).items():
