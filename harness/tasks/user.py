@@ -14,6 +14,7 @@ text is spoken by the offline TTS), "id" (optional; default: the line number). I
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from .mini import _META_OPTIONAL, _META_REQUIRED, _item, read_meta
@@ -90,17 +91,11 @@ def load_user_task(source: str | Path) -> Task:
     def to_item(record):
         item = _item(name, kind, labels, speech, record.data)
         audio = record.data.get("audio")
-        return item if audio is None else _with_audio(item, str((folder / audio).resolve()))
+        return item if audio is None else replace(item, audio=str((folder / audio).resolve()))
 
     return Task(name=name, kind=kind, text_sufficient=meta["text_sufficient"], instruction=meta["instruction"],
                 labels=labels, items=tuple(map(to_item, evals)), train=tuple(map(to_item, trains)),
                 source=f"folder:{folder.resolve()}", paper_task=meta.get("paper_task", ""))
-
-
-def _with_audio(item, path: str):
-    from dataclasses import replace
-
-    return replace(item, audio=path)
 
 
 def _check_audio(folder: Path, obj: dict) -> list[str]:
