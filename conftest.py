@@ -34,14 +34,16 @@ def pytest_runtest_makereport(item, call):
 
 
 # -- the claims: parametrization from the registry + fixtures/claims, one Evidence per session -----------------
-TEXT_SUFFICIENT = ("topic", "sentiment", "commonsense")   # mini twins of AG News, SST-2, CSQA (κ tasks)
-# (the color twin is text-sufficient too, but a control task for the collapse claim, asked for by name only)
-TEXT_INSUFFICIENT = ("speaking_rate",)
+# Which tasks a model is tested on comes from the tasks' own metadata (text_sufficient, kind): harness.tasks.sources.
 CLAIM_OF_FIXTURE = {"agreement_claim": "agreement", "emergence_claim": "emergence", "collapse_claim": "collapse",
                     "noise_claim": "noise"}
 
 
 def _add_claim_options(group) -> None:
+    group.addoption("--tasks", action="append", default=[], metavar="TASK[,TASK...]",
+                    help="tasks to test (default: every mini twin): mini twin names, paper datasets (ag_news, sst2, "
+                         "csqa, triviaqa, meld, mustard: need the hub, skip offline) or paths to task folders of "
+                         "your own (task.toml + items.jsonl, optional recordings)")
     group.addoption("--mutant", action="append", default=[], metavar="MODEL~MUTATION",
                     help="replace a registry model by a known-broken variant that the claim's tests must catch: "
                          "~flip<share> (agreement: a seeded share of answers replaced, e.g. ref-cascade~flip0.3), "
@@ -55,7 +57,12 @@ def _claim_params(config) -> dict[str, list]:
     from harness import claims
     from harness.evidence import split_mutant
     from harness.specs import load_specs
+    from harness.tasks import claim_tasks
 
+    tasks = config._tasks
+    text_sufficient, text_insufficient = claim_tasks(list(tasks.values()))
+    own = {kind: [t for t in names if tasks[t].origin == "folder"]
+           for kind, names in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient))}
     specs = load_specs()
     out = {c: [] for c in CLAIM_OF_FIXTURE.values()}
     config._mutations = {}
@@ -66,14 +73,16 @@ def _claim_params(config) -> dict[str, list]:
                                     "(mutations: flip<share>, permuted, noerase, fragile)")
         config._mutations[base] = mutation
     for model_id, spec in specs.items():
-        exps = claims.expectations(model_id, text_sufficient=list(TEXT_SUFFICIENT),
-                                   text_insufficient=list(TEXT_INSUFFICIENT))
+        exps = claims.expectations(model_id, text_sufficient=text_sufficient, text_insufficient=text_insufficient)
+        exps += claims.user_task_expectations(model_id, **own)
         marks = [getattr(pytest.mark, spec.family), pytest.mark.xdist_group(model_id)]
         if not spec.offline:
             marks.append(pytest.mark.gpu if spec.loader != "api" else pytest.mark.api)
         for exp in exps:
             tid = f"{model_id}/{exp.task}" + (f"/{exp.thresholds['kind']}" if exp.claim == "noise" else "")
             known = [pytest.mark.xfail(reason=f"known issue: {exp.known_issue}", strict=True)] if exp.known_issue else []
+            if tasks[exp.task].unavailable():
+                known.append(pytest.mark.skip(reason=tasks[exp.task].unavailable()))
             out[exp.claim].append(pytest.param(exp, id=tid, marks=marks + known))
     config._agreement_tasks = {}
     for param in out["agreement"]:
@@ -134,6 +143,12 @@ def judge(request, evidence, record_property):
 
 def pytest_configure(config) -> None:
     config._verdicts = []
+    from harness.tasks import describe, parse_sources
+
+    try:     # --tasks: each source's metadata (no items, no download); a bad one stops the run before collection
+        config._tasks = {s: describe(s) for s in parse_sources(config.getoption("tasks", None))}
+    except (LookupError, OSError, ValueError) as e:
+        raise pytest.UsageError(f"--tasks: {e}") from None
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

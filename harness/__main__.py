@@ -12,43 +12,80 @@ import sys
 from harness.audio import Condition
 
 
-def _answer(args: argparse.Namespace) -> int:
-    from harness.asr import load_asr, word_error_rate
-    from harness.lm import load_backbone
-    from harness.runner import Runner, accuracy
-    from harness.systems.cascade import Cascade
-    from harness.tasks import load_task
+def _system(args: argparse.Namespace):
+    """``cascade`` / ``oracle`` (tiny.en or no ASR → ``--backbone``), a registry id (its speech-LLM, e.g. a reference
+    model or the disguised cascade), ``ID:cascade`` (its matched cascade) or ``ID:oracle`` (its backbone reading
+    the gold text). Returns (system, error message)."""
+    if args.system in ("cascade", "oracle"):
+        from harness.asr import load_asr
+        from harness.lm import load_backbone
+        from harness.systems.cascade import Cascade
 
-    task = load_task(args.task)
-    items = task.subset(args.items)
+        backbone = load_backbone(args.backbone, args.revision)
+        if args.system == "oracle":
+            return Cascade(None, backbone, oracle=True), None
+        return Cascade(load_asr(args.asr, args.device), backbone), None
+    from harness.availability import why_unavailable
+    from harness.specs import load_specs
+    from harness.systems import load
+
+    model_id, _, part = args.system.partition(":")
+    specs = load_specs()
+    if model_id not in specs or part not in ("", "cascade", "oracle"):
+        return None, (f"unknown system {args.system!r}: use cascade, oracle, a registry id, ID:cascade or ID:oracle; "
+                      f"registry ids: {', '.join(sorted(specs))}")
+    spec = specs[model_id]
+    why = why_unavailable(spec, trust_remote_code=args.trust_remote_code)
+    if why is None and part and not spec.has_cascade:
+        why = f"{model_id} has no matched cascade (no backbone)"
+    if why:
+        return None, f"{args.system} cannot run here: {why}"
+    if part == "cascade":
+        return load.cascade(model_id), None
+    if part == "oracle":
+        from harness.systems.cascade import Cascade
+
+        return Cascade(None, load.cascade(model_id).backbone, oracle=True, name=f"oracle[{model_id}]"), None
+    return load.speech_llm(model_id, args.trust_remote_code), None
+
+
+def _answer(args: argparse.Namespace) -> int:
+    from harness.asr import word_error_rate
+    from harness.runner import Runner, accuracy
+    from harness.tasks import HubUnavailable, TaskSchemaError, load_task
+
     condition = Condition.parse(args.condition)
-    backbone = load_backbone(args.backbone, args.revision)
-    if args.system == "cascade":
-        system = Cascade(load_asr(args.asr, args.device), backbone)
-    elif args.system == "oracle":
-        system = Cascade(None, backbone, oracle=True)
-    else:  # argparse restricts choices; kept for clarity
-        raise SystemExit(f"unknown system {args.system!r}")
-    runner = Runner(disk_cache=not args.no_cache, progress=not args.quiet)
+    try:
+        task = load_task(args.task)
+    except (LookupError, OSError, TaskSchemaError, HubUnavailable) as e:
+        print(f"error: --task {args.task}: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
+    items = task.subset(args.items)
+    system, error = _system(args)
+    if error:
+        print(f"error: --system {error}", file=sys.stderr)
+        return 2
+    runner = Runner(disk_cache=not args.no_cache, progress=not args.quiet, batch_size=args.batch_size)
     answers = runner.answers(system, task, items, condition)
     acc = accuracy(answers)
-    wer = word_error_rate([i.text for i in items], [a.transcript or "" for a in answers])
-    summary = {"summary": True, "system": system.fingerprint, "task": task.name, "condition": str(condition),
-               "n": len(answers), "accuracy": acc, "chance": task.chance, "asr_wer": wer,
-               "inferred": runner.inferences[system.name]}
+    heard = [(i.text, a.transcript) for i, a in zip(items, answers) if a.transcript is not None]
+    wer = word_error_rate([r for r, _ in heard], [h for _, h in heard]) if heard else None
+    summary = {"summary": True, "system": system.fingerprint, "task": task.name, "source": task.source,
+               "condition": str(condition), "n": len(answers), "accuracy": acc, "chance": task.chance,
+               "asr_wer": wer, "inferred": runner.inferences[system.name]}
     if args.format == "json":
         for item, a in zip(items, answers):
             print(json.dumps({"item": item.id, "text": item.text, "gold": item.label, **a.to_json()}))
         print(json.dumps(summary))
         return 0
-    width = 48
-    print(f"{'item':<18} {'transcript':<{width}} {'answer':<14} {'gold':<14} ok")
+    width, idw = 48, max([18, *(len(i.id) for i in items)])
+    print(f"{'item':<{idw}} {'transcript':<{width}} {'answer':<14} {'gold':<14} ok")
     for item, a in zip(items, answers):
-        heard = (a.transcript if a.transcript is not None else item.text)
-        heard = heard if len(heard) <= width else heard[: width - 1] + "…"
-        print(f"{item.id:<18} {heard:<{width}} {a.choice[:14]:<14} {item.label[:14]:<14} {'✓' if a.correct else '✗'}")
+        said = a.transcript if a.transcript is not None else "—"   # speech-LLMs have no transcript
+        said = said if len(said) <= width else said[: width - 1] + "…"
+        print(f"{item.id:<{idw}} {said:<{width}} {a.choice[:14]:<14} {item.label[:14]:<14} {'✓' if a.correct else '✗'}")
     print(f"\n{system.name} on {task.name} [{condition}]: accuracy {acc:.3f} over {len(answers)} items "
-          f"(chance {task.chance:.3f}), ASR WER {wer:.3f}; "
+          f"(chance {task.chance:.3f}), ASR WER {'n/a' if wer is None else f'{wer:.3f}'}; "
           f"{summary['inferred']} inferred, {len(answers) - summary['inferred']} cached")
     return 0
 
@@ -129,13 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     ans = sub.add_parser("answer", help="answer spoken task items with a system and print a table")
-    ans.add_argument("--system", choices=["cascade", "oracle"], default="cascade")
-    ans.add_argument("--task", required=True)
+    ans.add_argument("--system", default="cascade", metavar="SYSTEM",
+                     help="cascade (default: --asr → --backbone), oracle (--backbone reads the gold text), any registry "
+                          "id (`python -m harness models`: its speech-LLM, e.g. ref-cascade), ID:cascade (its matched "
+                          "cascade) or ID:oracle")
+    ans.add_argument("--task", required=True, metavar="TASK",
+                     help="a mini twin (topic, sentiment, ...), a paper dataset (ag_news, sst2, csqa, triviaqa, meld, "
+                          "mustard; needs the hub) or a path to a task folder of your own (see README)")
+    ans.add_argument("--trust-remote-code", action="store_true", help="allow registry models whose code is on the hub")
+    ans.add_argument("--batch-size", type=int, default=1, help="items per forward pass for speech-LLMs (GPU)")
     ans.add_argument("--items", type=int, default=None, help="label-balanced subset size (default: all)")
     ans.add_argument("--condition", default="clean", help="clean | white@0 | babble@10 | pink@5#SEED")
-    ans.add_argument("--asr", default="tiny.en", help="faster-whisper model name or directory")
-    ans.add_argument("--backbone", default=OFFLINE_ID)
-    ans.add_argument("--revision", default=None)
+    ans.add_argument("--asr", default="tiny.en", help="faster-whisper model name or directory (--system cascade)")
+    ans.add_argument("--backbone", default=OFFLINE_ID, help="text LLM of --system cascade/oracle")
+    ans.add_argument("--revision", default=None, help="revision of --backbone")
     ans.add_argument("--device", default="cpu")
     ans.add_argument("--format", choices=["table", "json"], default="table")
     ans.add_argument("--no-cache", action="store_true", help="ignore and do not write the answer cache")

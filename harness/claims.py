@@ -76,7 +76,8 @@ def load_defaults(directory: Path = CLAIMS_DIR) -> dict:
 
 def expectations(model: str, *, text_sufficient: list[str], text_insufficient: list[str],
                  directory: Path = CLAIMS_DIR) -> list[Expectation]:
-    """The model's expectations: its own file's tasks if it has one, else the defaults' per task kind."""
+    """The model's expectations on the given tasks: its own file's entries for them if it has a file (every entry
+    is checked, also those for tasks not asked for), else the defaults' per task kind."""
     directory = Path(directory)
     defaults = load_defaults(directory)
     own = directory / f"{model}.toml"
@@ -88,11 +89,30 @@ def expectations(model: str, *, text_sufficient: list[str], text_insufficient: l
         for task, claims in data.get("tasks", {}).items():
             for claim, entry in claims.items():
                 out += _expectations(model, task, claim, entry, defaults, f"{own.name} [tasks.{task}]")
-        return out
+        asked = {*text_sufficient, *text_insufficient}
+        return [e for e in out if e.task in asked]
     for kind, tasks in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient)):
         for task in tasks:
             for claim, entry in defaults.get("new_models", {}).get(kind, {}).items():
                 out += _expectations(model, task, claim, entry, defaults, f"defaults.toml [new_models.{kind}]")
+    return out
+
+
+def user_task_expectations(model: str, *, text_sufficient: list[str], text_insufficient: list[str],
+                           directory: Path = CLAIMS_DIR) -> list[Expectation]:
+    """Expectations on task folders of a user's own for a model with its own claims file, which cannot name
+    them: the file's ``[user_tasks.text_sufficient]`` / ``[user_tasks.text_insufficient]`` outcomes (none if
+    absent). Models without a file already get the defaults' per-kind outcomes from :func:`expectations`."""
+    directory = Path(directory)
+    own = directory / f"{model}.toml"
+    if not own.exists() or not (text_sufficient or text_insufficient):
+        return []
+    data, defaults = _read(own), load_defaults(directory)
+    out = []
+    for kind, tasks in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient)):
+        for task in tasks:
+            for claim, entry in data.get("user_tasks", {}).get(kind, {}).items():
+                out += _expectations(model, task, claim, entry, defaults, f"{own.name} [user_tasks.{kind}]")
     return out
 
 

@@ -2,8 +2,8 @@
 
 Every test draws its evidence from here, so one (system, item, condition) is never inferred twice in a run
 however many claims use it; ``Runner.inferences`` counts real inferences so that is testable.
-Cache key: system fingerprint (model id, revision, dtype, ASR) + prompt version + the item + condition
-(kind, SNR, seed). Entries are written atomically; an unreadable entry is recomputed, never trusted.
+Cache key: system fingerprint (model id, revision, dtype, ASR) + prompt version + the item (with its
+recording's content hash, if it has one) + condition (kind, SNR, seed). Entries are written atomically; an unreadable entry is recomputed, never trusted.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from harness import prompts, tts
 from harness.audio import Audio, Condition
 from harness.cache import atomic_write_bytes, cache_dir, stable_key
 from harness.systems.base import Answer, System
-from harness.tasks import Item, Task
+from harness.tasks import Item, Task, load_recording
 
 BABBLE_POOL = 8  # training-split utterances mixed into babble noise (never the evaluation items)
 
@@ -34,6 +34,10 @@ class Runner:
 
     # -- audio -------------------------------------------------------------------------------------
     def clean_audio(self, item: Item) -> Audio:
+        """The item's own recording when it has one, else its text spoken by the offline TTS. (A recording's
+        content hash is part of ``item.as_dict()``, hence of every answer's cache key.)"""
+        if item.audio is not None:
+            return load_recording(item.audio, item.id)
         return tts.synthesize(item.text, item.speech, item_id=item.id)
 
     def audio(self, task: Task, item: Item, condition: Condition) -> Audio:

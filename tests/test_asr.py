@@ -56,3 +56,47 @@ def test_cached_transcript_is_reused_and_a_corrupt_entry_is_recomputed(asr, tmp_
     entry.write_text("{not json")
     assert asr.transcribe(audio, cached=True) == first
     assert asr.transcribe(add_noise(audio, "white", 10.0, seed=0), cached=True) != first   # keyed by the samples
+
+
+# --- the run-away guard: only clips where greedy decoding loops are decoded again -----------------------------
+def test_runaway_detection_is_tied_to_the_clip_length():
+    from harness.asr import compression_ratio, runaway, word_cap
+
+    assert word_cap(1.0) == 12 and word_cap(10.0) == 60
+    assert runaway("Please enter your password followed by the pound key.", 3.0) is None
+    assert "222 words" in runaway("the air and " * 74, 3.0)
+    loop = "I'm going to go. " * 6                                   # few words, but a loop
+    assert compression_ratio(loop) > 2.4 and "compression ratio" in runaway(loop, 30.0)
+    assert runaway("", 3.0) is None
+
+
+@pytest.fixture(scope="module")
+def looping_clip():
+    """A recording under 0 dB babble on which greedy tiny.en loops ('the air and the air and …', 223 words)."""
+    from pathlib import Path
+
+    from harness.audio import Condition
+    from harness.runner import Runner
+    from harness.tasks import load_task
+
+    task = load_task(str(Path(__file__).resolve().parents[1] / "fixtures/user-tasks/recorded_sentiment"))
+    item = next(it for it in task.items if it.id.endswith("-e10"))
+    runner = Runner(progress=False)
+    return item, runner.clean_audio(item), runner.audio(task, item, Condition.parse("babble@0#0"))
+
+
+def test_guard_stops_a_real_runaway_and_keeps_clean_decoding(looping_clip):
+    from harness.asr import ASR, runaway, word_cap
+
+    item, clean, noisy = looping_clip
+    plain, guarded = ASR(guard=False), ASR(guard=True)
+    loop = plain.transcribe(noisy)
+    assert runaway(loop.text, noisy.duration) and len(loop.text.split()) > 100
+    fixed = guarded.transcribe(noisy)
+    assert fixed.guard and runaway(fixed.text, noisy.duration) is None
+    assert 0 < len(fixed.text.split()) <= word_cap(noisy.duration) and len(fixed.words) <= word_cap(noisy.duration)
+    assert word_error_rate([item.text], [fixed.text]) < word_error_rate([item.text], [loop.text]) / 10
+    assert guarded.transcribe(noisy) == fixed                              # deterministic
+    assert guarded.transcribe(clean) == plain.transcribe(clean)            # byte-identical where it does not trigger
+    assert guarded.transcribe(clean).guard is None
+    assert guarded.fingerprint == plain.fingerprint + ":guard1"           # cached results of the old decoding are not reused

@@ -249,3 +249,22 @@ def test_emergence_is_judged_inside_its_band_only():
     with pytest.raises(ValueError, match="band"):
         claims.emergence(claims.Expectation("m", "topic", "emergence", "emergent",
                                             {"precision_min": 0.2, "band": [0.3, 0.4]}), lens)
+
+
+def test_a_claims_file_gives_only_the_tasks_asked_for_but_checks_every_entry(tmp_path):
+    exps = claims.expectations("qwen2-audio-7b-instruct", text_sufficient=["ag_news"], text_insufficient=["meld"])
+    by = {(e.task, e.claim): e for e in exps if e.claim == "agreement"}
+    assert set(by) == {("ag_news", "agreement"), ("meld", "agreement")}
+    assert by[("ag_news", "agreement")].paper["value"] == 0.85 and by[("meld", "agreement")].paper["value"] == 0.30
+    (tmp_path / "defaults.toml").write_text((claims.CLAIMS_DIR / "defaults.toml").read_text())
+    (tmp_path / "x.toml").write_text('model = "x"\n[tasks.topic]\nagreement = "equivalent"\n'
+                                     '[tasks.ag_news]\nagreement = "maybe"\n')
+    with pytest.raises(claims.ClaimsFileError, match="'maybe' is not one of"):
+        claims.expectations("x", text_sufficient=["topic"], text_insufficient=[], directory=tmp_path)
+
+
+def test_user_task_outcomes_come_from_the_models_file(tmp_path):
+    [e] = claims.user_task_expectations("ref-disguised-cascade", text_sufficient=["my/task"], text_insufficient=[])
+    assert (e.task, e.claim, e.expected) == ("my/task", "agreement", "equivalent") and "[user_tasks" in e.source
+    assert claims.user_task_expectations("ref-acoustic", text_sufficient=["my/task"], text_insufficient=[]) == []
+    assert claims.user_task_expectations("some-new-model", text_sufficient=["my/task"], text_insufficient=[]) == []

@@ -1,5 +1,6 @@
 """`python -m harness answer`: the table and the JSON lines a user reads."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,50 @@ def test_bad_condition_is_a_clear_error():
         main(["answer", "--task", "topic", "--condition", "loud@3"])
 
 
-def test_unknown_task_lists_the_known_ones():
-    with pytest.raises(Exception, match="sentiment"):
-        main(["answer", "--task", "sentimental"])
+def test_unknown_task_lists_the_known_ones(capsys):
+    assert main(["answer", "--task", "sentimental"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'sentimental'" in err and "sentiment" in err and "ag_news" in err and "task folder" in err
+
+
+def test_unknown_system_lists_the_registry(capsys):
+    assert main(["answer", "--system", "ref-casc", "--task", "topic"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown system 'ref-casc'" in err and "ref-cascade" in err and "ref-disguised-cascade" in err
+
+
+def test_model_that_cannot_run_here_says_why(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["answer", "--system", "qwen2-audio-7b-instruct", "--task", "topic"]) == 2
+    assert "qwen2-audio-7b-instruct cannot run here:" in capsys.readouterr().err
+
+
+def test_bad_task_folder_names_file_and_line(tmp_path, capsys):
+    (tmp_path / "task.toml").write_text('kind = "classification"\ntext_sufficient = true\n'
+                                        'instruction = "Good or bad?"\nlabels = ["bad", "good"]\n')
+    (tmp_path / "items.jsonl").write_text('{"text": "Fine.", "label": "good"}\n{"text": "Meh.", "label": "so-so"}\n')
+    assert main(["answer", "--system", "oracle", "--task", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'items.jsonl'}:2: label 'so-so' not in task labels" in capsys.readouterr().err
+
+
+def test_registry_model_answers_a_task(tmp_cache, capsys):
+    """Any registry id is a --system: the disguised cascade (a real ASR → backbone system) with its transcripts."""
+    assert main(["answer", "--system", "ref-disguised-cascade", "--task", "sentiment", "--items", "2",
+                 "--format", "json", "--quiet"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["n"] == 2 and "beam5" in lines[-1]["system"] and lines[-1]["asr_wer"] is not None
+    assert all(line["transcript"] for line in lines[:-1])
+
+
+def test_own_task_folder_with_recordings(tmp_cache, capsys):
+    """The recordings are what the cascade hears (not TTS of the text): its transcripts match them."""
+    from harness.asr import word_error_rate
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures/user-tasks/recorded_sentiment"
+    assert main(["answer", "--task", str(folder), "--items", "4", "--format", "json", "--quiet"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    items, summary = lines[:-1], lines[-1]
+    assert summary["task"] == "recorded-sentiment" and summary["source"] == f"folder:{folder}"
+    assert [i["item"] for i in items] == ["recorded-sentiment-e01", "recorded-sentiment-e02",
+                                          "recorded-sentiment-e03", "recorded-sentiment-e04"]
+    assert word_error_rate([i["text"] for i in items], [i["transcript"] for i in items]) < 0.2

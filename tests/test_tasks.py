@@ -434,19 +434,27 @@ def test_hub_unknown_name():
 class _FakeDataset(list):
     features = None
 
+    @property
+    def column_names(self):
+        return list(self[0]) if self else []
+
+    def cast_column(self, column, feature):
+        return self
+
 
 def _fake_datasets(monkeypatch, rows=None, error=None):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     calls = []
 
-    def load_dataset(path, name=None, split=None, revision=None):
+    def load_dataset(path, name=None, split=None, revision=None, **options):
         calls.append((path, name, split, revision))
         if error:
             raise error
         return _FakeDataset(rows)
 
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset,
+                                                                       Audio=lambda decode: None))
     return calls
 
 
@@ -482,11 +490,21 @@ def test_hub_field_mapping_sst2_csqa_triviaqa(monkeypatch):
     assert t.items[0].aliases == ("Paree",) and t.is_correct(t.items[0], "It's Paris.")
 
 
-def test_hub_field_mapping_mustard(monkeypatch):
-    _fake_datasets(monkeypatch, [{"text": "Oh great.", "label": "True"}, {"text": "Fine.", "label": "False"}])
+def test_hub_field_mapping_mustard(monkeypatch, tmp_cache):
+    clip = {"bytes": (Path(__file__).parents[1] / "fixtures/user-tasks/recorded_sentiment/clips/e02.wav").read_bytes(),
+            "path": "1_60.wav"}
+    _fake_datasets(monkeypatch, [{"text": "Oh great.", "label": "True", "audio": clip},
+                                 {"text": "Fine.", "label": "False", "audio": clip}])
     t = load_hub_task("mustard")
     assert not t.text_sufficient and [it.label for it in t.items] == ["sarcastic", "not sarcastic"]
     assert all(dict(it.speech) == {} for it in t.items)
+    assert all(it.audio and Path(it.audio).read_bytes() == clip["bytes"] for it in t.items)   # its own recording
+
+
+def test_hub_audio_task_without_its_audio_column_is_unavailable(monkeypatch):
+    _fake_datasets(monkeypatch, [{"text": "Oh great.", "label": "True"}])
+    with pytest.raises(HubUnavailable, match="no 'audio' column, so no recordings"):
+        load_hub_task("mustard")
 
 
 @pytest.mark.hub

@@ -98,17 +98,25 @@ def _item(task: str, kind: str, labels: tuple[str, ...], speech: dict, d: dict) 
     )
 
 
-def read_meta(path: Path) -> dict:
-    """Parse and check the toml; problems name the file."""
+def read_meta(path: Path, *, required: dict | None = None, optional: set | None = None) -> dict:
+    """Parse and check the toml; problems name the file. ``required``/``optional``: other key sets (a user's
+    task folder makes ``paper_task`` optional and allows ``name``)."""
+    required = _META_REQUIRED if required is None else required
+    optional = _META_OPTIONAL if optional is None else optional
     try:
         meta = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise TaskSchemaError([f"{path}: not valid TOML ({e})"]) from e
+    except OSError as e:
+        raise TaskSchemaError([f"{path}: cannot read ({e})"]) from e
     problems = []
-    for key, typ in _META_REQUIRED.items():
+    for key, typ in required.items():
         if not isinstance(meta.get(key), typ):
             problems.append(f"{path}: {key!r} is required and must be a {typ.__name__}")
-    unknown = meta.keys() - _META_REQUIRED.keys() - _META_OPTIONAL
+    for key in optional & {"paper_task", "name"}:
+        if key in meta and not (isinstance(meta[key], str) and meta[key].strip()):
+            problems.append(f"{path}: {key!r} must be a non-empty string")
+    unknown = meta.keys() - required.keys() - optional
     if unknown:
         problems.append(f"{path}: unknown key(s) {sorted(unknown)}")
     if problems:

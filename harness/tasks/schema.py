@@ -21,6 +21,8 @@ KEYS = {
     "open_qa": ({"id", "text", "label"}, {"aliases"}),
 }
 
+USER_KEYS = {"audio"}  # a user's task folder: an item may carry its own recording
+
 _ID_TAIL = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
@@ -41,11 +43,17 @@ class Record:
     data: dict
 
 
-def read_jsonl(path: Path, *, kind: str, task: str, labels: tuple[str, ...], train: bool) -> tuple[list[Record], list[str]]:
-    """Parse and check each line; returns the good records and the problems found."""
+def read_jsonl(path: Path, *, kind: str, task: str, labels: tuple[str, ...], train: bool,
+               prepare=None) -> tuple[list[Record], list[str]]:
+    """Parse and check each line; returns the good records and the problems found.
+
+    ``prepare(obj, lineno) -> (obj, problems)`` lets a user's task folder fill in ids and check its extra
+    fields (the recording) before the common checks."""
     records: list[Record] = []
     problems: list[str] = []
     required, optional = KEYS[kind]
+    if prepare is not None:
+        optional = optional | USER_KEYS
     prefix = f"{task}-train-" if train else f"{task}-"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -63,7 +71,10 @@ def read_jsonl(path: Path, *, kind: str, task: str, labels: tuple[str, ...], tra
         if not isinstance(obj, dict):
             problems.append(f"{where}: expected a JSON object, got {type(obj).__name__}")
             continue
-        bad = _check_record(obj, kind=kind, labels=labels, required=required, optional=optional, prefix=prefix, train=train)
+        extra: list[str] = []
+        if prepare is not None:
+            obj, extra = prepare(obj, lineno)
+        bad = extra + _check_record(obj, kind=kind, labels=labels, required=required, optional=optional, prefix=prefix, train=train)
         problems.extend(f"{where}: {p}" for p in bad)
         if not bad:
             records.append(Record(where, obj))

@@ -6,8 +6,10 @@ without either side mutating what the other sees.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import re
 import string
 import unicodedata
@@ -33,6 +35,9 @@ class Item:
     aliases: tuple[str, ...] = ()
     # TTS prosody (e.g. piper's length_scale); read-only, left out of the hash (mappings don't hash).
     speech: Mapping[str, float] = field(default_factory=lambda: _EMPTY, hash=False)
+    # A recording of this item (WAV/FLAC/MP3, any rate): spoken instead of TTS. Its identity in caches and
+    # fingerprints is the file's content hash, never its path, so moving a task folder keeps its cache.
+    audio: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))
@@ -40,8 +45,11 @@ class Item:
         object.__setattr__(self, "speech", MappingProxyType({k: float(v) for k, v in dict(self.speech).items()}))
 
     def as_dict(self) -> dict:
-        """Plain JSON-able form (used for the fingerprint and for caches)."""
-        return {
+        """Plain JSON-able form (used for the fingerprint and for caches).
+
+        A recorded item adds ``audio_sha256`` (the recording's bytes); items spoken by TTS have no such key,
+        so their form (and every cache key built from it) is what it was before recordings existed."""
+        d = {
             "id": self.id,
             "task": self.task,
             "text": self.text,
@@ -50,6 +58,24 @@ class Item:
             "aliases": list(self.aliases),
             "speech": dict(sorted(self.speech.items())),
         }
+        if self.audio is not None:
+            d["audio_sha256"] = file_sha256(self.audio)
+        return d
+
+
+def file_sha256(path: str) -> str:
+    """Content hash of a file, memoised per (path, size, mtime) so a rewritten file is hashed again."""
+    st = os.stat(path)
+    return _file_sha256(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    from pathlib import Path
+
+    from harness.cache import file_digest
+
+    return file_digest(Path(path))
 
 
 _PUNCT = set(string.punctuation) | set("‘’“”–—…")
