@@ -76,23 +76,42 @@ class TimedTokenTower(torch.nn.Module):
         if key not in self._memo:
             if len(self._memo) >= MEMO_CLIPS:
                 self._memo.pop(next(iter(self._memo)))
-            self._memo[key] = self._decode(features)
+            self._memo[key] = self._guarded(features)
         return self._memo[key]
 
-    def _decode(self, features: np.ndarray):
+    def _guarded(self, features: np.ndarray):
+        """The cascade's run-away guard (``harness.asr.ASR.transcribe``) on the same decoding: a loop is re-decoded
+        with beam search and a length cap, and cut at the cap if it still loops."""
+        import math
+
+        from harness.asr import TOKENS_PER_WORD, runaway, word_cap
+
+        words = self._decode(features)
+        if not self.asr.guard:
+            return words
+        duration = clip_seconds(features)
+        if runaway(" ".join(w.text for w in words), duration) is None:
+            return words
+        cap = word_cap(duration)
+        again = self._decode(features, beam_size=max(5, self.asr.beam_size), no_repeat_ngram_size=3,
+                             max_new_tokens=min(220, math.ceil(cap * TOKENS_PER_WORD)))
+        return again[:cap] if runaway(" ".join(w.text for w in again), duration) else again
+
+    def _decode(self, features: np.ndarray, *, beam_size: int | None = None, no_repeat_ngram_size: int = 0,
+                max_new_tokens: int | None = None):
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
 
         m = self.asr.model
         tok = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language="en")
         opts = TranscriptionOptions(
-            beam_size=self.asr.beam_size, best_of=1, patience=1, length_penalty=1, repetition_penalty=1,
-            no_repeat_ngram_size=0, log_prob_threshold=-1.0, no_speech_threshold=0.6, compression_ratio_threshold=2.4,
+            beam_size=beam_size or self.asr.beam_size, best_of=1, patience=1, length_penalty=1, repetition_penalty=1,
+            no_repeat_ngram_size=no_repeat_ngram_size, log_prob_threshold=-1.0, no_speech_threshold=0.6, compression_ratio_threshold=2.4,
             condition_on_previous_text=False, prompt_reset_on_temperature=0.5, temperatures=[0.0],
             initial_prompt=None, prefix=None, suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]),
             without_timestamps=False, max_initial_timestamp=1.0, word_timestamps=True,
             prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False,
-            max_new_tokens=None, clip_timestamps="0", hallucination_silence_threshold=None, hotwords=None)
+            max_new_tokens=max_new_tokens, clip_timestamps="0", hallucination_silence_threshold=None, hotwords=None)
         segments = m.generate_segments(features, tok, opts, log_progress=False)
         from harness.asr import Word
 
@@ -114,6 +133,13 @@ class TimedTokenTower(torch.nn.Module):
             ids = self.permutation[ids]
         payload = self.table[ids].to(input_features.device)
         return BaseModelOutput(last_hidden_state=_rows(payload, self.intermediate))
+
+
+def clip_seconds(features: np.ndarray) -> float:
+    """Seconds of sound in a window's log-mels [n_mels, frames]: up to the last frame above the padding floor
+    (the window is zero-padded audio, whose frames all sit at Whisper's clamp value, the minimum)."""
+    loud = np.flatnonzero(features.max(axis=0) > features.min() + 1e-6)
+    return float((loud[-1] + 1) / 100) if loud.size else 0.0
 
 
 def frame_energy(input_features: torch.Tensor) -> torch.Tensor:

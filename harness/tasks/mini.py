@@ -22,7 +22,7 @@ from .types import KINDS, Item, Task
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "fixtures" / "tasks"
 
 _META_REQUIRED = {"kind": str, "text_sufficient": bool, "instruction": str, "paper_task": str}
-_META_OPTIONAL = {"labels", "speech", "corpus"}
+_META_OPTIONAL = {"labels", "speech", "corpus", "control"}
 
 
 class UnknownTaskError(LookupError):
@@ -116,6 +116,8 @@ def read_meta(path: Path, *, required: dict | None = None, optional: set | None 
     for key in optional & {"paper_task", "name"}:
         if key in meta and not (isinstance(meta[key], str) and meta[key].strip()):
             problems.append(f"{path}: {key!r} must be a non-empty string")
+    if "control" in meta and not isinstance(meta["control"], bool):
+        problems.append(f"{path}: 'control' must be true or false")
     unknown = meta.keys() - required.keys() - optional
     if unknown:
         problems.append(f"{path}: unknown key(s) {sorted(unknown)}")

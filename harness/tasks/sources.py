@@ -28,6 +28,7 @@ class TaskInfo:
     origin: str           # "mini" | "hub" | "folder"
     kind: str
     text_sufficient: bool
+    control: bool = False   # a control task (``control = true``): tested only where a model's claims file names it
 
     @property
     def agreement_task(self) -> bool:
@@ -55,7 +56,7 @@ def describe(source: str, *, root: Path | None = None) -> TaskInfo:
     source = str(source).strip()
     if source in mini_task_names(root):
         meta = read_meta((root or DEFAULT_ROOT) / f"{source}.toml")
-        return TaskInfo(source, source, "mini", meta["kind"], meta["text_sufficient"])
+        return TaskInfo(source, source, "mini", meta["kind"], meta["text_sufficient"], bool(meta.get("control")))
     if source in HUB_TASKS:
         spec = HUB_TASKS[source]
         return TaskInfo(source, source, "hub", spec.kind, spec.text_sufficient)
@@ -87,6 +88,7 @@ def parse_sources(values: list[str] | str | None) -> list[str]:
 
 def claim_tasks(infos: list[TaskInfo]) -> tuple[list[str], list[str]]:
     """(text-sufficient, text-insufficient) sources that get the agreement-based claims, from the tasks' own
-    metadata: text_sufficient and a closed answer kind."""
-    closed = [i for i in infos if i.agreement_task]
+    metadata: text_sufficient and a closed answer kind. Control tasks are left out: they run only for the models
+    whose claims files name them (the known-answer controls)."""
+    closed = [i for i in infos if i.agreement_task and not i.control]
     return [i.source for i in closed if i.text_sufficient], [i.source for i in closed if not i.text_sufficient]
