@@ -9,19 +9,27 @@ import argparse
 import json
 import sys
 
-from harness.audio import Condition
+def positive_int(text: str) -> int:
+    """argparse type for --items: an integer ≥ 1 (0 or a negative count would score nothing and print nan)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _answer(args: argparse.Namespace) -> int:
     from harness.asr import load_asr, word_error_rate
     from harness.lm import load_backbone
-    from harness.runner import Runner, accuracy
+    from harness.runner import Runner, accuracy, check_condition
     from harness.systems.cascade import Cascade
     from harness.tasks import load_task
 
+    condition = check_condition(args.condition)      # a bad condition fails before any task or model loads
     task = load_task(args.task)
     items = task.subset(args.items)
-    condition = Condition.parse(args.condition)
     backbone = load_backbone(args.backbone, args.revision)
     if args.system == "cascade":
         system = Cascade(load_asr(args.asr, args.device), backbone)
@@ -131,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     ans = sub.add_parser("answer", help="answer spoken task items with a system and print a table")
     ans.add_argument("--system", choices=["cascade", "oracle"], default="cascade")
     ans.add_argument("--task", required=True)
-    ans.add_argument("--items", type=int, default=None, help="label-balanced subset size (default: all)")
+    ans.add_argument("--items", type=positive_int, default=None, help="label-balanced subset size (default: all)")
     ans.add_argument("--condition", default="clean", help="clean | white@0 | babble@10 | pink@5#SEED")
     ans.add_argument("--asr", default="tiny.en", help="faster-whisper model name or directory")
     ans.add_argument("--backbone", default=OFFLINE_ID)

@@ -35,6 +35,7 @@ BABBLE_TALKERS = 6          # utterances mixed into babble (the issue asks for a
 CLIP_LEVEL = 0.999          # |x| at or above this counts as full scale
 CLIP_FRACTION = 0.001       # this share of full-scale samples (or any |x| > 1) means "clipped"
 HEADROOM = 0.99             # peak after add_noise's joint rescale
+MAX_ABS_SNR_DB = 150.0      # float32 samples span ~150 dB: beyond it the mix is all signal or all noise
 
 
 class AudioError(ValueError):
@@ -323,6 +324,9 @@ class Condition:
             raise ValueError(f"unknown condition kind {self.kind!r}; accepted forms: {_FORMS}")
         elif not math.isfinite(self.snr_db):
             raise ValueError(f"noise condition {self.kind!r} needs a finite SNR, got {self.snr_db}")
+        elif abs(self.snr_db) > MAX_ABS_SNR_DB:
+            raise ValueError(f"noise condition {self.kind!r}: SNR {self.snr_db:g} dB is outside ±{MAX_ABS_SNR_DB:g} dB "
+                             "(float32 audio cannot hold a wider ratio of signal to noise)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
                 or self.seed < 0:
             raise ValueError(f"condition seed must be a non-negative integer, got {self.seed!r}")

@@ -296,6 +296,8 @@ def test_condition_parse_errors(text):
 def test_condition_constructor_errors():
     with pytest.raises(ValueError, match="finite SNR"):
         Condition("white", math.inf)
+    with pytest.raises(ValueError, match=r"SNR 1e\+308 dB is outside ±150 dB"):
+        Condition.parse("white@1e308")
     with pytest.raises(ValueError, match="snr_db=inf"):
         Condition("clean", 5)
     with pytest.raises(ValueError, match="seed"):
