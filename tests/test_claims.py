@@ -201,3 +201,17 @@ def test_known_issue_is_carried(tmp_path):
     exps = claims.expectations("x", text_sufficient=TS, text_insufficient=TI, directory=tmp_path)
     assert [e.thresholds["kind"] for e in exps] == ["white", "babble"]
     assert all(e.known_issue == "under-trained" for e in exps)
+
+
+def test_the_verdict_line_flags_a_constant_rater_instead_of_an_interval():
+    exp = claims.Expectation("m", "sentiment", "agreement", "equivalent", {"kappa_min": 0.7, "kappa_max": 0.7,
+                                                                          "alpha": 0.05})
+    model, cascade = ["positive"] * 40, ["positive", "negative"] * 20
+    kappa = stats.agreement(model, cascade, n_resamples=300)
+    test = stats.mcnemar([m == "positive" for m in model], [c == "positive" for c in cascade])
+    verdict = claims.agreement(exp, kappa, test.p_value, test)
+    flagged = Verdict.from_dict({**verdict.to_dict(), "evidence": {**verdict.evidence, "constant_rater": "speech-LLM"}})
+    assert "κ=0.00 [" in verdict.line()
+    line = flagged.line()
+    assert "κ=0.00 (by construction: the speech-LLM gave one answer to every item, so no interval" in line
+    assert "[0.00, 0.00]" not in line
