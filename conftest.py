@@ -151,6 +151,7 @@ def known_issue_mark(why: str):
 def pytest_configure(config) -> None:
     config._verdicts = []
     config._curves = {}
+    config._workers = {}           # model → xdist workers its verdicts came from (one, under --dist loadgroup)
     config.pluginmanager.register(_VerdictCollector(config), "cascade-equivalence-verdicts")
     _check_items_option(config)
 
@@ -182,6 +183,9 @@ class _VerdictCollector:
         from harness.verdict import Verdict
 
         self.config._verdicts.append(Verdict.from_dict(data["verdict"]))
+        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)   # xdist: "gw0", …
+        if worker:
+            self.config._workers.setdefault(data["model"], set()).add(worker)
         for kind, per_task in data.get("curves", {}).items():
             self.config._curves.setdefault(data["model"], {}).setdefault(kind, {}).update(per_task)
 
@@ -192,6 +196,7 @@ def _is_xdist_worker(config) -> bool:
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     _hint_when_nothing_selected(session, exitstatus)
+    _warn_split_models(session.config)
     out = session.config.getoption("report_dir", None)
     if not out or _is_xdist_worker(session.config) or not session.config._verdicts:
         return
@@ -226,3 +231,13 @@ def _hint_when_nothing_selected(session, exitstatus) -> None:
     print(f"\ncascade-equivalence: -k {session.config.getoption('keyword')!r} selected no test. Test ids read "
           f"test_<claim>[<model id>/<task>(/<noise kind>)]; model ids: {models}; tasks: "
           f"{', '.join(TEXT_SUFFICIENT + TEXT_INSUFFICIENT)}; family names also match (e.g. -k ultravox).")
+
+
+def _warn_split_models(config) -> None:
+    """Under --dist loadgroup each model's tests must run on one worker (one model per GPU); say so when they did not
+    (pytest 9.2 with pytest-xdist ≤ 3.8 drops the group: pytest-dev/pytest-xdist#1386)."""
+    split = {m: sorted(w) for m, w in config._workers.items() if len(w) > 1}
+    if split and config.getoption("dist", "no") == "loadgroup":
+        for model, workers in sorted(split.items()):
+            print(f"\ncascade-equivalence WARNING: {model}'s tests ran on {', '.join(workers)}: --dist loadgroup did "
+                  f"not keep the model on one worker (pytest {pytest.__version__}; see pytest-dev/pytest-xdist#1386)")
