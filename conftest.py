@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -166,7 +167,9 @@ def _attach_verdict(item, call, report) -> None:
     attached = getattr(item, "_cascade_verdict", None)
     if call.when == "call" and attached is not None:
         verdict, curves = attached
-        report.cascade_verdict = {"verdict": verdict.to_dict(), "model": verdict.model, "curves": curves}
+        data = {"verdict": verdict.to_dict(), "model": verdict.model, "curves": curves}
+        # plain JSON types only: xdist ships the report through execnet, which refuses numpy scalars
+        report.cascade_verdict = json.loads(json.dumps(data))
 
 
 class _VerdictCollector:
