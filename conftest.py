@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -24,9 +25,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Under --strict a skip is a failure that keeps its reason."""
     outcome = yield
     report = outcome.get_result()
+    _strict_skips_fail(item, report)
+    _attach_verdict(item, call, report)
+
+
+def _strict_skips_fail(item, report) -> None:
+    """Under --strict a skip is a failure that keeps its reason."""
     if item.config.getoption("strict", False) and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
@@ -80,7 +86,7 @@ def _claim_params(config) -> dict[str, list]:
             marks.append(pytest.mark.gpu if spec.loader != "api" else pytest.mark.api)
         for exp in exps:
             tid = f"{model_id}/{exp.task}" + (f"/{exp.thresholds['kind']}" if exp.claim == "noise" else "")
-            known = [pytest.mark.xfail(reason=f"known issue: {exp.known_issue}", strict=True)] if exp.known_issue else []
+            known = [known_issue_mark(exp.known_issue)] if exp.known_issue else []
             if tasks[exp.task].unavailable():
                 known.append(pytest.mark.skip(reason=tasks[exp.task].unavailable()))
             out[exp.claim].append(pytest.param(exp, id=tid, marks=marks + known))
@@ -130,19 +136,38 @@ def judge(request, evidence, record_property):
         verdict = evidence.verdict(exp, all_tasks=request.config._agreement_tasks.get(exp.model, [exp.task]))
         if exp.known_issue:       # reports can tell an expected failure from a new one
             verdict = dataclasses.replace(verdict, evidence={**verdict.evidence, "known_issue": exp.known_issue})
-        request.config._verdicts.append(verdict)
+        request.node._cascade_verdict = (verdict, evidence.curves.get(exp.model, {}))
         record_property("verdict", verdict.line())
         for name, value in (("statistic", verdict.value), ("ci", verdict.ci), ("n", verdict.n), ("p", verdict.p),
                             ("observed", verdict.observed), ("expected", verdict.expected)):
             record_property(name, value)
-        assert verdict.passed, verdict.line()
+        if not verdict.passed:
+            raise VerdictNotMet(verdict.line())
         return verdict
 
     return run
 
 
+# -- known issues: a documented failure of the *verdict*, never of the run --------------------------------------
+class VerdictNotMet(AssertionError):
+    """The claim's verdict did not meet its expectation (the only failure a known issue may excuse)."""
+
+
+def known_issue_mark(why: str):
+    """A strict xfail that catches only :class:`VerdictNotMet`: a load error, a bad revision or any other exception
+    raised while gathering the evidence still errors, and a verdict that now passes is an XPASS(strict) failure."""
+    return pytest.mark.xfail(reason=f"known issue: {why}", raises=VerdictNotMet, strict=True)
+
+
+# -- verdicts travel on the test reports, so the reports are written once, by the controller -------------------
+# A worker (pytest-xdist) attaches each verdict and its model's curves to the call report; the controller (or the
+# one process of a serial run) collects them in pytest_runtest_logreport and writes the reports at session end.
 def pytest_configure(config) -> None:
     config._verdicts = []
+    config._curves = {}
+    config._workers = {}           # model → xdist workers its verdicts came from (one, under --dist loadgroup)
+    config.pluginmanager.register(_VerdictCollector(config), "cascade-equivalence-verdicts")
+    _check_items_option(config)
     from harness.tasks import describe, parse_sources
 
     try:     # --tasks: each source's metadata (no items, no download); a bad one stops the run before collection
@@ -151,16 +176,61 @@ def pytest_configure(config) -> None:
         raise pytest.UsageError(f"--tasks: {e}") from None
 
 
+def _check_items_option(config) -> None:
+    items = config.getoption("items", None)
+    if items is not None and items < 1:
+        raise pytest.UsageError(f"--items {items}: expected a positive number of items per task")
+
+
+def _attach_verdict(item, call, report) -> None:
+    attached = getattr(item, "_cascade_verdict", None)
+    if call.when == "call" and attached is not None:
+        verdict, curves = attached
+        data = {"verdict": verdict.to_dict(), "model": verdict.model, "curves": curves}
+        # plain JSON types only: xdist ships the report through execnet, which refuses numpy scalars
+        report.cascade_verdict = json.loads(json.dumps(data))
+
+
+class _VerdictCollector:
+    """Gathers the verdicts (and curves) from every test report this process sees: its own in a serial run, all
+    workers' in an xdist controller (xdist ships a report's extra attributes with it)."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report) -> None:
+        data = getattr(report, "cascade_verdict", None)
+        if not data:
+            return
+        from harness.verdict import Verdict
+
+        self.config._verdicts.append(Verdict.from_dict(data["verdict"]))
+        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)   # xdist: "gw0", …
+        if worker:
+            self.config._workers.setdefault(data["model"], set()).add(worker)
+        for kind, per_task in data.get("curves", {}).items():
+            self.config._curves.setdefault(data["model"], {}).setdefault(kind, {}).update(per_task)
+
+
+def _is_xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
+    _hint_when_nothing_selected(session, exitstatus)
+    _warn_split_models(session.config)
     out = session.config.getoption("report_dir", None)
-    if not out or not session.config._verdicts:
+    if not out or _is_xdist_worker(session.config) or not session.config._verdicts:
         return
     from harness.report.record import build_record
     from harness.report.render import write_reports
 
-    evidence = getattr(session.config, "_evidence", None)
     mutations = getattr(session.config, "_mutations", {})
-    record = build_record(session.config._verdicts, evidence.curves if evidence else {},
+    if not mutations and session.config.getoption("mutant"):     # an xdist controller collects nothing itself
+        from harness.evidence import split_mutant
+        mutations = {split_mutant(m)[0]: split_mutant(m)[1] for m in session.config.getoption("mutant")}
+    verdicts = sorted(session.config._verdicts, key=lambda v: v.key)
+    record = build_record(verdicts, session.config._curves,
                           {"items": session.config.getoption("items"), "strict": session.config.getoption("strict"),
                            "mutations": mutations, "keyword": session.config.getoption("keyword")})
     for model in record.provenance["models"]:       # a mutant is reported as a new revision of its model
@@ -169,3 +239,27 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     md, html, status = write_reports(record, out)
     session.config._report_paths = (md, html, status)
     print(f"\ncascade-equivalence report: {md} · {html}")
+
+
+def _hint_when_nothing_selected(session, exitstatus) -> None:
+    """`-k` that matches no test exits 5 with "N deselected": say which model ids and tasks -k can name."""
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED or not session.config.getoption("keyword"):
+        return
+    try:
+        from harness.specs import load_specs
+        models = ", ".join(sorted(load_specs()))
+    except Exception:                  # the hint must never hide the real outcome
+        return
+    print(f"\ncascade-equivalence: -k {session.config.getoption('keyword')!r} selected no test. Test ids read "
+          f"test_<claim>[<model id>/<task>(/<noise kind>)]; model ids: {models}; tasks: "
+          f"{', '.join(TEXT_SUFFICIENT + TEXT_INSUFFICIENT)}; family names also match (e.g. -k ultravox).")
+
+
+def _warn_split_models(config) -> None:
+    """Under --dist loadgroup each model's tests must run on one worker (one model per GPU); say so when they did not
+    (pytest 9.2 with pytest-xdist ≤ 3.8 drops the group: pytest-dev/pytest-xdist#1386)."""
+    split = {m: sorted(w) for m, w in config._workers.items() if len(w) > 1}
+    if split and config.getoption("dist", "no") == "loadgroup":
+        for model, workers in sorted(split.items()):
+            print(f"\ncascade-equivalence WARNING: {model}'s tests ran on {', '.join(workers)}: --dist loadgroup did "
+                  f"not keep the model on one worker (pytest {pytest.__version__}; see pytest-dev/pytest-xdist#1386)")

@@ -9,7 +9,15 @@ import argparse
 import json
 import sys
 
-from harness.audio import Condition
+def positive_int(text: str) -> int:
+    """argparse type for --items: an integer ≥ 1 (0 or a negative count would score nothing and print nan)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _system(args: argparse.Namespace):
@@ -51,10 +59,10 @@ def _system(args: argparse.Namespace):
 
 def _answer(args: argparse.Namespace) -> int:
     from harness.asr import word_error_rate
-    from harness.runner import Runner, accuracy
+    from harness.runner import Runner, accuracy, check_condition
     from harness.tasks import HubUnavailable, TaskSchemaError, load_task
 
-    condition = Condition.parse(args.condition)
+    condition = check_condition(args.condition)      # a bad condition fails before any task or model loads
     try:
         task = load_task(args.task)
     except (LookupError, OSError, TaskSchemaError, HubUnavailable) as e:
@@ -175,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "mustard; needs the hub) or a path to a task folder of your own (see README)")
     ans.add_argument("--trust-remote-code", action="store_true", help="allow registry models whose code is on the hub")
     ans.add_argument("--batch-size", type=int, default=1, help="items per forward pass for speech-LLMs (GPU)")
-    ans.add_argument("--items", type=int, default=None, help="label-balanced subset size (default: all)")
+    ans.add_argument("--items", type=positive_int, default=None, help="label-balanced subset size (default: all)")
     ans.add_argument("--condition", default="clean", help="clean | white@0 | babble@10 | pink@5#SEED")
     ans.add_argument("--asr", default="tiny.en", help="faster-whisper model name or directory (--system cascade)")
     ans.add_argument("--backbone", default=OFFLINE_ID, help="text LLM of --system cascade/oracle")

@@ -5,7 +5,9 @@ empty, non-finite, multichannel, clipped or silent audio; a failure is an `Audio
 Conversions are explicit and documented: integer PCM is scaled by 1/2**(bits-1) (int16: 1/32768,
 uint8 is offset by 128), another sample rate is resampled with a polyphase anti-aliasing filter
 (`scipy.signal.resample_poly`) unless `allow_resample=False`, channels are averaged only by
-`Audio.downmix` / `from_wav(..., downmix=True)`.
+`Audio.downmix` / `from_wav(..., downmix=True)`. A one-channel 2-D array ((1, N) or (N, 1)) is mono.
+WAV files are read by libsndfile (`soundfile`): a file it cannot decode, or whose data chunk is shorter than
+its header declares (a truncated download), is an `AudioError` naming the file.
 
 Noise (`add_noise`) is scaled so that 10*log10(P_signal/P_noise) == snr_db, with P the mean square over
 the whole clip. If signal+noise would leave [-1, 1] both are rescaled *jointly* (SNR is scale-invariant,
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy.io import wavfile
+import soundfile
 from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16_000
@@ -33,6 +35,7 @@ BABBLE_TALKERS = 6          # utterances mixed into babble (the issue asks for a
 CLIP_LEVEL = 0.999          # |x| at or above this counts as full scale
 CLIP_FRACTION = 0.001       # this share of full-scale samples (or any |x| > 1) means "clipped"
 HEADROOM = 0.99             # peak after add_noise's joint rescale
+MAX_ABS_SNR_DB = 150.0      # float32 samples span ~150 dB: beyond it the mix is all signal or all noise
 
 
 class AudioError(ValueError):
@@ -97,6 +100,8 @@ class Audio:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
                 or sample_rate <= 0:
             raise AudioError(item_id, f"sample rate must be a positive integer, got {sample_rate!r}")
+        if x.ndim == 2 and 1 in x.shape and x.size > 1:      # one channel, either layout: mono, nothing to mix
+            x = x.reshape(-1)
         if x.ndim != 1:
             raise AudioError(item_id, f"audio is stereo/multichannel (shape {x.shape}); downmix "
                                       "explicitly with Audio.downmix")
@@ -121,6 +126,11 @@ class Audio:
         x = np.asarray(samples)
         if x.ndim != 2 or x.shape[channel_axis] == 0:
             raise AudioError(item_id, f"downmix expects a 2-D array with channels, got shape {x.shape}")
+        channels, frames = x.shape[channel_axis], x.shape[1 - channel_axis % 2]
+        if channels > frames:       # e.g. (2, N) read as N channels of 2 frames: it would become a 2-sample clip
+            raise AudioError(item_id, f"downmix: shape {x.shape} has {channels} channels on axis {channel_axis} but "
+                                      f"only {frames} frames; for channels x frames pass channel_axis="
+                                      f"{1 - channel_axis % 2}")
         x = cls._to_float(x, item_id).mean(axis=channel_axis)
         return cls.from_array(x, sample_rate, item_id, allow_resample=allow_resample)
 
@@ -140,16 +150,43 @@ class Audio:
                  allow_resample: bool = True) -> Audio:
         """Read a WAV file (PCM or float); item_id defaults to the file's stem."""
         item_id = Path(path).stem if item_id is None else item_id
-        try:
-            rate, data = wavfile.read(str(path))
-        except (OSError, ValueError, EOFError) as e:
-            raise AudioError(item_id, f"cannot read WAV {str(path)!r}: {e}") from e
-        make = cls.downmix if downmix and data.ndim == 2 else cls.from_array
-        return make(data, rate, item_id, allow_resample=allow_resample)
+        rate, data = _read_wav(path, item_id)
+        if data.shape[1] == 1:
+            return cls.from_array(data[:, 0], rate, item_id, allow_resample=allow_resample)
+        if not downmix:
+            raise AudioError(item_id, f"audio is stereo/multichannel ({data.shape[1]} channels in {str(path)!r}); "
+                                      "downmix explicitly with from_wav(..., downmix=True)")
+        return cls.downmix(data, rate, item_id, allow_resample=allow_resample)
 
     def to_wav(self, path: str | PathLike) -> None:
         """Write 32-bit float WAV at 16 kHz (lossless round trip through from_wav)."""
-        wavfile.write(str(path), SAMPLE_RATE, np.asarray(self.samples, dtype=np.float32))
+        soundfile.write(str(path), np.asarray(self.samples, dtype=np.float32), SAMPLE_RATE, format="WAV",
+                        subtype="FLOAT")
+
+
+_DATA_LOG = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
+_UNKNOWN_LENGTH = (0, 0xFFFFFFFF)     # what streaming writers put in the data chunk's size field
+
+
+def _read_wav(path, item_id: str) -> tuple[int, np.ndarray]:
+    """(rate, float64 frames x channels) through libsndfile; every decoding problem is an AudioError naming the file.
+
+    libsndfile reads what is there when a data chunk is shorter than its header says and notes it in its log
+    ("data : 224000 (should be 2956)"); that log is the only place it reports truncation, so it is read here."""
+    where = f"WAV {str(path)!r}"
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            rate, log = f.samplerate, f.extra_info
+            data = f.read(dtype="float64", always_2d=True)
+    except Exception as e:          # noqa: BLE001 - libsndfile, OS and format errors alike: name the file
+        raise AudioError(item_id, f"cannot read {where}: {e}") from e
+    cut = _DATA_LOG.search(log)
+    if cut and int(cut[1]) not in _UNKNOWN_LENGTH and int(cut[2]) < int(cut[1]):
+        raise AudioError(item_id, f"{where} is truncated: its header declares {int(cut[1])} bytes of audio data, "
+                                  f"the file holds {int(cut[2])}")
+    if data.size == 0:
+        raise AudioError(item_id, f"{where} holds no audio frames")
+    return rate, data
 
 
 def _rng(item_id: str, kind: str, snr_db: float, seed: int) -> np.random.Generator:
@@ -287,6 +324,9 @@ class Condition:
             raise ValueError(f"unknown condition kind {self.kind!r}; accepted forms: {_FORMS}")
         elif not math.isfinite(self.snr_db):
             raise ValueError(f"noise condition {self.kind!r} needs a finite SNR, got {self.snr_db}")
+        elif abs(self.snr_db) > MAX_ABS_SNR_DB:
+            raise ValueError(f"noise condition {self.kind!r}: SNR {self.snr_db:g} dB is outside ±{MAX_ABS_SNR_DB:g} dB "
+                             "(float32 audio cannot hold a wider ratio of signal to noise)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
                 or self.seed < 0:
             raise ValueError(f"condition seed must be a non-negative integer, got {self.seed!r}")

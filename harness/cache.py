@@ -3,17 +3,31 @@
 Why one module: every cache in the suite must agree on where it lives, how keys are made (stable
 hashes, never Python's ``hash()``), and how it is written (atomically, so an interrupted run never
 leaves a half-written entry that a later run would trust).
+
+Concurrency: single files are written to a per-process temporary name and renamed; a multi-file artefact
+(a converted checkpoint folder) is built under ``cache_lock`` (``filelock``) in a per-process temporary folder.
+A read-only cache is not an error: ``store_bytes`` warns once and the run goes on without writing (no-cache).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 CACHE_ENV = "CASCADE_EQ_CACHE"
+_READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+_warned_read_only: set[str] = set()
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was rejected and rebuilt, or the cache cannot be written (the run goes on without it)."""
 
 
 def cache_root() -> Path:
@@ -23,9 +37,50 @@ def cache_root() -> Path:
 
 
 def cache_dir(kind: str) -> Path:
+    """``cache_root()/kind``, created if possible (a read-only cache is still read; writes degrade)."""
     path = cache_root() / kind
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if e.errno not in _READ_ONLY_ERRNOS:
+            raise
+        warn_read_only(path, e)
     return path
+
+
+def warn_read_only(path: Path, error: OSError) -> None:
+    """One warning per process and cache root: the cache cannot be written, so nothing new is kept."""
+    root = str(cache_root())
+    if root not in _warned_read_only:
+        _warned_read_only.add(root)
+        warnings.warn(f"the cache {root} cannot be written ({error.strerror or error}: {path}); running without "
+                      f"a disk cache: results are computed but not kept", CacheWarning, stacklevel=3)
+
+
+def store_bytes(path: Path, data: bytes) -> bool:
+    """``atomic_write_bytes`` that degrades on a read-only cache: warns once, returns False, never raises there."""
+    try:
+        atomic_write_bytes(path, data)
+        return True
+    except OSError as e:
+        if e.errno not in _READ_ONLY_ERRNOS:
+            raise
+        warn_read_only(path, e)
+        return False
+
+
+def discard(path: Path) -> None:
+    """Remove a rejected entry if the cache allows it (a read-only cache keeps it; it is rejected again)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        if e.errno not in _READ_ONLY_ERRNOS:
+            raise
+
+
+def cache_lock(path: Path, timeout: float = -1) -> FileLock:
+    """An inter-process lock for building the artefact at ``path`` (``<path>.lock`` beside it)."""
+    return FileLock(str(path) + ".lock", timeout=timeout)
 
 
 def stable_key(*parts: Any) -> str:

@@ -40,6 +40,57 @@ class ClaimsFileError(ValueError):
     """A claims file is malformed; the message names the file and the entry."""
 
 
+# -- schema: what each threshold and entry field may hold (checked at load, naming file and field) --------------
+def _number(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"must be a number, got {v!r}"
+        if v < lo or v > hi or (open_lo and v == lo) or (open_hi and v == hi):
+            return f"must be in {'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}, got {v!r}"
+        return None
+    return check
+
+
+def _noise_kinds(v):
+    kinds = ("white", "pink", "babble")           # the kinds the runner can make (a noise *file* it cannot)
+    if not isinstance(v, list) or not v or any(k not in kinds for k in v):
+        return f"must be a non-empty list of {'/'.join(kinds)}, got {v!r}"
+    return None
+
+
+def _text(v):
+    return None if isinstance(v, str) and v.strip() else f"must be a non-empty string, got {v!r}"
+
+
+THRESHOLDS = {
+    "agreement": {"kappa_min": _number(-1, 1), "kappa_max": _number(-1, 1), "alpha": _number(0, 1, open_lo=True,
+                                                                                               open_hi=True)},
+    "emergence": {"precision_min": _number(0, 1)},
+    "collapse": {"delta": _number(0, 1)},
+    "noise": {"kinds": _noise_kinds},
+}
+# paper: the paper's number; seed: what the seed summary said (text); tier: N/S/A (../shared/PAPER.md)
+ENTRY_FIELDS = {"expected": _text, "paper": _number(-1e9, 1e9), "tier": _text, "seed": _text, "note": _text,
+                "known_issue": _text}
+
+
+def _check_fields(values: dict, checks: dict, where: str) -> None:
+    for key, value in values.items():
+        problem = checks[key](value) if key in checks else None
+        if problem:
+            raise ClaimsFileError(f"{where}: {key} {problem}")
+
+
+def _task_problem(task: str) -> str | None:
+    """None if ``harness.tasks`` knows the task (a mini twin or a hub dataset) or it names a task file."""
+    from harness.tasks import hub_task_names, mini_task_names
+
+    known = sorted({*mini_task_names(), *hub_task_names()})
+    if task in known or "/" in task or task.endswith(".toml"):
+        return None
+    return f"unknown task {task!r}; known: {', '.join(known)}"
+
+
 @dataclass(frozen=True)
 class Expectation:
     model: str
@@ -71,6 +122,12 @@ def load_defaults(directory: Path = CLAIMS_DIR) -> dict:
     missing = [c for c in CLAIMS if c not in data.get("thresholds", {})]
     if missing:
         raise ClaimsFileError(f"{directory}/defaults.toml: [thresholds.*] missing for {missing}")
+    for claim in CLAIMS:
+        table = data["thresholds"][claim]
+        absent = sorted(set(THRESHOLDS[claim]) - set(table))
+        if absent:
+            raise ClaimsFileError(f"{directory}/defaults.toml [thresholds.{claim}]: missing {absent}")
+        _check_fields(table, THRESHOLDS[claim], f"{directory}/defaults.toml [thresholds.{claim}]")
     return data
 
 
@@ -87,6 +144,10 @@ def expectations(model: str, *, text_sufficient: list[str], text_insufficient: l
         if data.get("model") != model:
             raise ClaimsFileError(f"{own}: model = {data.get('model')!r}, expected {model!r} (the file name)")
         for task, claims in data.get("tasks", {}).items():
+            if _task_problem(task):
+                raise ClaimsFileError(f"{own} [tasks.{task}]: {_task_problem(task)}")
+            if not isinstance(claims, dict):
+                raise ClaimsFileError(f"{own} [tasks.{task}]: expected a table of claims, got {claims!r}")
             for claim, entry in claims.items():
                 out += _expectations(model, task, claim, entry, defaults, f"{own.name} [tasks.{task}]")
         asked = {*text_sufficient, *text_insufficient}
@@ -127,6 +188,8 @@ def _expectations(model, task, claim, entry, defaults, source) -> list[Expectati
 def _expectation(model, task, claim, entry, defaults, source) -> Expectation:
     if isinstance(entry, str):
         entry = {"expected": entry}
+    if not isinstance(entry, dict):
+        raise ClaimsFileError(f"{source}: {claim} must be an outcome or a table, got {entry!r}")
     if "expected" not in entry:
         raise ClaimsFileError(f"{source}: {claim} needs an 'expected' outcome")
     if claim not in CLAIMS:
@@ -136,6 +199,7 @@ def _expectation(model, task, claim, entry, defaults, source) -> Expectation:
     unknown = set(entry) - set(thresholds) - {"expected", "paper", "tier", "seed", "note", "known_issue"}
     if unknown:
         raise ClaimsFileError(f"{source}: {claim}: unknown keys {sorted(unknown)}")
+    _check_fields(entry, {**THRESHOLDS[claim], **ENTRY_FIELDS}, f"{source}: {claim}")
     paper = {k: entry[k] for k in ("tier", "seed", "note") if k in entry}
     if "paper" in entry:
         paper["value"] = entry["paper"]

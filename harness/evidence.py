@@ -150,8 +150,12 @@ class Evidence:
         tests = {t: self._agreement_stats(exp.model, t)[1] for t in family}
         adjusted = dict(zip(family, stats.adjust_pvalues([tests[t].p_value for t in family], "fdr_bh")))
         kappa, test, overlap, ceil = self._agreement_stats(exp.model, exp.task)
-        return claims.agreement(exp, kappa, float(adjusted[exp.task]), test, ceiling=ceil, overlap=overlap,
-                                p_method=f"McNemar exact, BH over {len(family)} task(s)")
+        verdict = claims.agreement(exp, kappa, float(adjusted[exp.task]), test, ceiling=ceil, overlap=overlap,
+                                   p_method=f"McNemar exact, BH over {len(family)} task(s)")
+        if kappa.constant_rater:        # a = the speech-LLM's answers, b = the cascade's (see _agreement_stats)
+            who = {"a": "speech-LLM", "b": "cascade"}[kappa.constant_rater]
+            verdict = dataclasses.replace(verdict, evidence={**verdict.evidence, "constant_rater": who})
+        return verdict
 
     def noise_curve(self, model_id: str, task_name: str, kind: str, grid: tuple[int, ...] | None = None,
                     items: int | None = None) -> dict:

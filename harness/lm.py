@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.util
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from harness.cache import cache_dir, file_digest, stable_key
+from harness.cache import cache_dir, cache_lock, file_digest, stable_key
 
 PACKAGED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,33 +47,101 @@ def _packaged_gguf() -> Path:
     return path
 
 
+def _raw_key() -> str:
+    """The converted checkpoint's cache key: the GGUF's bytes and the transformers version that converts them."""
+    import transformers
+
+    return stable_key("backbone", file_digest(_packaged_gguf()), transformers.__version__)[:16]
+
+
 def converted_checkpoint(progress=print) -> Path:
     """Dequantise the packaged GGUF once into a float32 checkpoint in the user cache; return its folder."""
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     gguf = _packaged_gguf()
-    key = stable_key("backbone", file_digest(gguf), transformers.__version__)[:16]
-    out = cache_dir("backbones") / f"smollm2-135m-instruct-{key}"
-    if (out / "COMPLETE").exists():
+    out = cache_dir("backbones") / f"smollm2-135m-instruct-{_raw_key()}"
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+        progress(f"converting {gguf.name} to a float32 checkpoint in {out} (once, ~20 s)")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        config = gguf_model.config
+        config.quantization_config = None
+        if hasattr(config, "_name_or_path"):
+            config._name_or_path = PACKAGED_ID
+        model = LlamaForCausalLM(config)
+        model.load_state_dict(gguf_model.state_dict())
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return build_checkpoint(out, build, {"gguf": gguf.name, "sha256": file_digest(gguf)}, progress)
+
+
+# -- converted checkpoints: built once under a lock, checked on every read --------------------------------------
+# A checkpoint folder is complete when its COMPLETE marker lists every file with its size and sha256 and the files
+# match. Builders work in a per-process temporary folder (never a shared "<out>.partial") under an inter-process
+# lock, and a folder that fails the check (truncated, edited, an older marker) is rebuilt, not trusted.
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a complete, intact checkpoint (None when it is)."""
+    marker = folder / "COMPLETE"
+    if not marker.is_file():
+        return "no COMPLETE marker" if folder.exists() else "missing"
+    try:
+        files = json.loads(marker.read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        return "COMPLETE marker without file checksums"
+    for name, want in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != want["size"]:
+            return f"{name} has {path.stat().st_size} bytes, expected {want['size']}"
+        if file_digest(path) != want["sha256"]:
+            return f"{name} fails its sha256 check"
+    return None
+
+
+def build_checkpoint(out: Path, build, about: dict, progress=print) -> Path:
+    """``out`` if intact; else ``build(tmp)`` into a fresh temporary folder, mark it COMPLETE, move it in place."""
+    if checkpoint_problem(out) is None:
         return out
-    progress(f"converting {gguf.name} to a float32 checkpoint in {out} (once, ~20 s)")
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    config = gguf_model.config
-    config.quantization_config = None
-    if hasattr(config, "_name_or_path"):
-        config._name_or_path = PACKAGED_ID
-    model = LlamaForCausalLM(config)
-    model.load_state_dict(gguf_model.state_dict())
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "COMPLETE").write_text(json.dumps({"gguf": gguf.name, "sha256": file_digest(gguf)}))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with cache_lock(out):
+        problem = checkpoint_problem(out)      # another process may have built it while we waited
+        if problem is None:
+            return out
+        if problem != "missing":
+            progress(f"rebuilding {out}: {problem}")
+        for stale in out.parent.glob(out.name + ".partial*"):     # left by a killed builder (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".partial-"))
+        tmp.chmod(0o755)                       # mkdtemp makes it private; the cache is shared like any other
+        try:
+            build(tmp)
+            files = {p.name: {"size": p.stat().st_size, "sha256": file_digest(p)}
+                     for p in sorted(tmp.iterdir()) if p.is_file()}
+            (tmp / "COMPLETE").write_text(json.dumps({**about, "files": files}, indent=1))
+            shutil.rmtree(out, ignore_errors=True)
+            tmp.rename(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _load_checked(path: Path, rebuild, device: str):
+    """Model and tokenizer from ``path``; a load error (damage the checksums cannot see) rebuilds it once."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as e:      # noqa: BLE001 - any load failure means the folder cannot be trusted
+        print(f"{path} failed to load ({type(e).__name__}: {e}); rebuilding it")
+        (path / "COMPLETE").unlink(missing_ok=True)
+        path = rebuild()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    return model.to(device).eval(), tokenizer
 
 
 @dataclass
@@ -183,12 +252,8 @@ class Backbone:
 
 def load_raw_backbone(device: str = "cpu") -> Backbone:
     """The packaged SmolLM2-135M-Instruct as shipped (converted once); a fresh, uncached instance."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = converted_checkpoint()
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
-    return Backbone(model=model, tokenizer=AutoTokenizer.from_pretrained(path), model_id=PACKAGED_ID,
-                    revision=packaged_revision())
+    model, tokenizer = _load_checked(converted_checkpoint(), converted_checkpoint, device)
+    return Backbone(model=model, tokenizer=tokenizer, model_id=PACKAGED_ID, revision=packaged_revision())
 
 
 def _tuned_checkpoint(progress=print) -> tuple[Path, str]:
@@ -202,29 +267,23 @@ def _tuned_checkpoint(progress=print) -> tuple[Path, str]:
         raise RuntimeError(f"the offline backbone's adapter is missing ({weights}); rebuild it with "
                            "`python -m harness.reference tune-backbone`")
     digest = file_digest(weights)[:12]
-    raw_path = converted_checkpoint(progress)
-    out = cache_dir("backbones") / f"smollm2-135m-tasks-{raw_path.name[-16:]}-{digest}"
-    if not (out / "COMPLETE").exists():
+    out = cache_dir("backbones") / f"smollm2-135m-tasks-{_raw_key()}-{digest}"
+
+    def build(tmp: Path) -> None:
         progress(f"merging the task adapter into the backbone in {out} (once)")
         raw = load_raw_backbone()
         merged = PeftModel.from_pretrained(raw.model, ADAPTER_DIR).merge_and_unload()
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
         merged.save_pretrained(tmp)
         raw.tokenizer.save_pretrained(tmp)
-        (tmp / "COMPLETE").write_text(json.dumps({"adapter_sha256": file_digest(weights)}))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+
+    build_checkpoint(out, build, {"adapter_sha256": file_digest(weights)}, progress)
     return out, f"{packaged_revision()}+lora:{digest}"
 
 
 def _tuned_backbone(device: str) -> Backbone:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     path, revision = _tuned_checkpoint()
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
-    return Backbone(model=model, tokenizer=AutoTokenizer.from_pretrained(path), model_id=OFFLINE_ID,
-                    revision=revision)
+    model, tokenizer = _load_checked(path, lambda: _tuned_checkpoint()[0], device)
+    return Backbone(model=model, tokenizer=tokenizer, model_id=OFFLINE_ID, revision=revision)
 
 
 @lru_cache(maxsize=2)

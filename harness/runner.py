@@ -3,11 +3,16 @@
 Every test draws its evidence from here, so one (system, item, condition) is never inferred twice in a run
 however many claims use it; ``Runner.inferences`` counts real inferences so that is testable.
 Cache key: system fingerprint (model id, revision, dtype, ASR) + prompt version + the item (with its
-recording's content hash, if it has one) + condition (kind, SNR, seed). Entries are written atomically; an unreadable entry is recomputed, never trusted.
+recording's content hash, if it has one) + condition (kind, SNR, seed). Entries are written atomically. An entry
+carries its own key and a checksum of the answer, and is checked on read against the item it is for (key, item id,
+option set, correctness against the gold label): one that fails is recomputed with a ``CacheWarning``, never
+trusted. ``disk_cache=False`` writes nothing (answers or audio).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from collections import Counter
 from typing import Sequence
 
@@ -15,11 +20,21 @@ from tqdm.auto import tqdm
 
 from harness import prompts, tts
 from harness.audio import Audio, Condition
-from harness.cache import atomic_write_bytes, cache_dir, stable_key
+from harness.cache import CacheWarning, cache_dir, discard, stable_key, store_bytes
 from harness.systems.base import Answer, System
 from harness.tasks import Item, Task, load_recording
 
 BABBLE_POOL = 8  # training-split utterances mixed into babble noise (never the evaluation items)
+ENTRY_FORMAT = 2  # answer entries: {"format", "key", "item_id", "sha256", "answer"}; older entries are recomputed
+
+
+def check_condition(condition: Condition | str) -> Condition:
+    """The condition, if the runner can make its audio (before any model is loaded): no noise file is wired in."""
+    condition = Condition.parse(condition)
+    if condition.kind == "file":
+        raise ValueError(f"condition {str(condition)!r}: noise from a file needs a noise file, which the runner "
+                         "does not take; use white, pink or babble")
+    return condition
 
 
 class Runner:
@@ -38,7 +53,7 @@ class Runner:
         content hash is part of ``item.as_dict()``, hence of every answer's cache key.)"""
         if item.audio is not None:
             return load_recording(item.audio, item.id)
-        return tts.synthesize(item.text, item.speech, item_id=item.id)
+        return tts.synthesize(item.text, item.speech, item_id=item.id, use_cache=self.disk_cache)
 
     def audio(self, task: Task, item: Item, condition: Condition) -> Audio:
         """The item's speech under ``condition``; babble is made of the task's training utterances."""
@@ -56,26 +71,33 @@ class Runner:
         return stable_key("answer", system.fingerprint, prompts.PROMPT_VERSION, task.name, task.kind,
                           task.instruction, item.as_dict(), condition.key)
 
-    def _load(self, key: str) -> Answer | None:
-        path = cache_dir("answers") / key[:2] / f"{key}.json"
+    def _path(self, key: str):
+        return cache_dir("answers") / key[:2] / f"{key}.json"
+
+    def _load(self, key: str, task: Task, item: Item) -> Answer | None:
+        path = self._path(key)
         if not (self.disk_cache and path.exists()):
             return None
         try:
-            return Answer.from_json(json.loads(path.read_text()))
-        except Exception:
-            path.unlink(missing_ok=True)  # corrupt: recompute
+            answer = _checked_entry(json.loads(path.read_text()), key, task, item)
+        except Exception as e:  # unreadable, or written for another key/item: recompute, never trust it
+            warnings.warn(f"answer cache entry {path} rejected ({e}); recomputing", CacheWarning, stacklevel=2)
+            discard(path)
             return None
+        return answer
 
     def _store(self, key: str, answer: Answer) -> None:
         if self.disk_cache:
-            path = cache_dir("answers") / key[:2] / f"{key}.json"
-            atomic_write_bytes(path, json.dumps(answer.to_json()).encode())
+            data = answer.to_json()
+            entry = {"format": ENTRY_FORMAT, "key": key, "item_id": answer.item_id, "sha256": _digest(data),
+                     "answer": data}
+            store_bytes(self._path(key), json.dumps(entry).encode())
 
     def answers(self, system: System, task: Task, items: Sequence[Item],
                 condition: Condition | str = Condition()) -> list[Answer]:
-        condition = Condition.parse(condition)
+        condition = check_condition(condition)
         keys = [self.key(system, task, item, condition) for item in items]
-        out: list[Answer | None] = [self._memory.get(k) or self._load(k) for k in keys]
+        out: list[Answer | None] = [self._memory.get(k) or self._load(k, task, item) for k, item in zip(keys, items)]
         first = {k: i for i, k in reversed(list(enumerate(keys)))}      # an item listed twice is inferred once
         todo = [i for i, a in enumerate(out) if a is None and first[keys[i]] == i]
         size = self.batch_size if hasattr(system, "answer_batch") else 1
@@ -97,6 +119,32 @@ class Runner:
             out[i] = out[i] or out[first[k]]
             self._memory[k] = out[i]
         return out
+
+
+def _digest(answer_json: dict) -> str:
+    return hashlib.sha256(json.dumps(answer_json, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _checked_entry(entry: dict, key: str, task: Task, item: Item) -> Answer:
+    """The cached Answer if the entry is whole and is this item's answer under this key; else ValueError why."""
+    if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT:
+        raise ValueError(f"not a format-{ENTRY_FORMAT} answer entry")
+    if entry.get("key") != key:
+        raise ValueError(f"written under key {str(entry.get('key'))[:12]}…, expected {key[:12]}…")
+    data = entry.get("answer")
+    if not isinstance(data, dict) or entry.get("sha256") != _digest(data):
+        raise ValueError("checksum mismatch")
+    answer = Answer.from_json(data)
+    if answer.item_id != item.id or entry.get("item_id") != item.id:
+        raise ValueError(f"answer is for item {answer.item_id!r}, expected {item.id!r}")
+    if task.kind != "open_qa":
+        if answer.choice not in item.options:
+            raise ValueError(f"choice {answer.choice!r} is not one of the item's options")
+        if answer.scores and set(answer.scores) != set(item.options):
+            raise ValueError(f"scored options {sorted(answer.scores)} differ from the item's {sorted(item.options)}")
+    if answer.correct != task.is_correct(item, answer.choice):
+        raise ValueError(f"correct={answer.correct} contradicts the gold label for choice {answer.choice!r}")
+    return answer
 
 
 def accuracy(answers: Sequence[Answer]) -> float:

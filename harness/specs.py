@@ -78,12 +78,40 @@ def _fail(path: Path, msg: str):
     raise SpecError(f"{path.name}: {msg}")
 
 
+# The type each registry field must have (TOML gives them typed; a quoted number or "no" for false is an error here,
+# not a crash far away in a report's format string).
+_STR, _OPT_STR, _BOOL = (str,), (str, type(None)), (bool,)
+FIELD_TYPES = {"id": _STR, "family": _STR, "loader": _STR, "repo": _STR, "revision": _STR, "hf_class": _OPT_STR,
+               "asr": _STR, "dtype": _STR, "trust_remote_code": _BOOL, "paper": _BOOL, "revision_pinned": _BOOL,
+               "revision_note": _STR, "notes": _STR, "api_key_env": _OPT_STR}
+
+
+def _check_types(data: dict, path: Path) -> None:
+    for key, types in FIELD_TYPES.items():
+        if key in data and not isinstance(data[key], types):
+            want = " or ".join("a string" if t is str else "true/false" if t is bool else "absent" for t in types)
+            _fail(path, f"field {key!r} must be {want}, got {data[key]!r} ({type(data[key]).__name__})")
+    if "gpu_memory_gb" in data:
+        gb = data["gpu_memory_gb"]
+        if isinstance(gb, bool) or not isinstance(gb, (int, float)) or not (0 <= gb < 10_000):
+            _fail(path, f"field 'gpu_memory_gb' must be a number of GiB in [0, 10000), got {gb!r}")
+    bb = data.get("backbone")
+    if bb is not None and not isinstance(bb, dict):
+        _fail(path, f"[backbone] must be a table, got {bb!r}")
+    for key in ("repo", "revision"):
+        if isinstance(bb, dict) and key in bb and not isinstance(bb[key], str):
+            _fail(path, f"field 'backbone.{key}' must be a string, got {bb[key]!r} ({type(bb[key]).__name__})")
+    if isinstance(bb, dict) and set(bb) - {"repo", "revision"}:
+        _fail(path, f"[backbone]: unknown field(s) {sorted(set(bb) - {'repo', 'revision'})}; known: repo, revision")
+
+
 def parse_spec(data: dict, path: Path = Path("<inline>.toml")) -> ModelSpec:
     """Validate one TOML table and build its ModelSpec."""
     known = {f.name for f in fields(ModelSpec)} - {"path"}
     unknown = set(data) - known
     if unknown:
         _fail(path, f"unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    _check_types(data, path)
     for key in ("id", "family", "loader", "repo"):
         if not data.get(key):
             _fail(path, f"missing required field {key!r}")

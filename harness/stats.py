@@ -41,6 +41,8 @@ DEFAULT_RESAMPLES = 2000
 # scipy ≥ 1.15 spells the generator `rng`; older releases (pyproject allows ≥ 1.11) `random_state`.
 _RNG_KW = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
 _BOTH_CONSTANT = "both raters gave a single constant answer; κ undefined (raw agreement = {raw:.2f})"
+_ONE_CONSTANT = ("rater {rater} gave one answer to every item: κ is 0 by construction and its bootstrap interval "
+                 "says nothing about agreement; read raw agreement and AC1")
 
 
 def _f(x: float) -> str:
@@ -160,10 +162,14 @@ class Agreement:
     seed: int
     n_resamples: int
     confidence: float = 0.95
+    constant_rater: str | None = None   # "a" or "b" when exactly that rater gave one answer to every item
 
     def __str__(self) -> str:
         if self.reason:
             return f"κ=nan ({self.reason}) AC1={_f(self.ac1)} n={self.n}"
+        if self.constant_rater:
+            return (f"κ={_f(self.kappa)} ({_ONE_CONSTANT.format(rater=self.constant_rater)}) raw={_f(self.raw)} "
+                    f"AC1={_f(self.ac1)} n={self.n}")
         s = (f"κ={_f(self.kappa)} {_interval(self.ci_low, self.ci_high)} raw={_f(self.raw)} "
              f"AC1={_f(self.ac1)} n={self.n} {_method_tag(self.method, self.n_resamples, self.seed)}")
         return s + (f"; {self.note}" if self.note else "")
@@ -189,7 +195,9 @@ def agreement(a: Sequence[Hashable], b: Sequence[Hashable], *, seed: int = 0,
                          note=None, **common)
     lo, hi, method, note = _bootstrap((ca, cb), lambda x, y, axis=-1: _kappa(x, y, k), seed=seed,
                                       n_resamples=n_resamples, confidence=confidence)
-    return Agreement(kappa, lo, hi, method=method, reason=None, note=note, **common)
+    constant = [name for name, codes in (("a", ca), ("b", cb)) if np.unique(codes).size == 1]
+    return Agreement(kappa, lo, hi, method=method, reason=None, note=note,
+                     constant_rater=constant[0] if constant else None, **common)
 
 
 @dataclass(frozen=True)

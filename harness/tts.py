@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from harness.audio import Audio
-from harness.cache import atomic_write_bytes, cache_dir, stable_key
+from harness.cache import cache_dir, discard, stable_key, store_bytes
 
 VOICE = "en_US-joe-medium"
 
@@ -101,17 +101,18 @@ def synthesize(text: str, params: SpeechParams | Mapping[str, float] | None = No
         raise ValueError(f"item {item_id!r}: cannot synthesise empty text")
     if not isinstance(params, SpeechParams):
         params = SpeechParams.from_mapping(params, item_id)
+    if not use_cache:                 # neither read nor write the cache (nor create its folder)
+        return _render(text, params, item_id)
     path = cache_dir("tts") / (cache_key(text, params) + ".npy")
-    if use_cache and path.exists():
+    if path.exists():
         try:
             return Audio.from_array(np.load(path, allow_pickle=False), 16_000, item_id)
         except Exception:  # corrupt or truncated entry: recompute, never trust it
-            path.unlink(missing_ok=True)
+            discard(path)
     audio = _render(text, params, item_id)
-    if use_cache:
-        buf = io.BytesIO()
-        np.save(buf, audio.samples, allow_pickle=False)
-        atomic_write_bytes(path, buf.getvalue())
+    buf = io.BytesIO()
+    np.save(buf, audio.samples, allow_pickle=False)
+    store_bytes(path, buf.getvalue())         # a read-only cache: one warning, the audio is still returned
     return audio
 
 

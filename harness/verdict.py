@@ -50,8 +50,13 @@ class Verdict:
         """One readable line: who, outcome, the statistic with its CI, the decisive comparison, n."""
         where = f"{self.model}/{self.task}" + ("" if self.condition == "clean" else f"/{self.condition}")
         outcome = self.observed if self.passed else f"NOT {self.expected} (observed: {self.observed})"
-        parts = [f"{self.statistic}={_fmt(self.value)}" + (f" [{_fmt(self.ci[0])}, {_fmt(self.ci[1])}]"
-                                                           if self.ci else "")]
+        constant = self.evidence.get("constant_rater")
+        if constant:        # κ is 0 by construction: an interval would look precise and say nothing
+            parts = [f"{self.statistic}={_fmt(self.value)} (by construction: the {constant} gave one answer to "
+                     "every item, so no interval; see raw agreement and AC1)"]
+        else:
+            parts = [f"{self.statistic}={_fmt(self.value)}" + (f" [{_fmt(self.ci[0])}, {_fmt(self.ci[1])}]"
+                                                               if self.ci else "")]
         if self.reason:
             parts.append(self.reason)
         if self.paper.get("value") is not None:

@@ -212,19 +212,36 @@ class RecordingHub:
 
 
 # ----------------------------------------------------------------------------- pinning
+REVISION = re.compile(r"[A-Za-z0-9._/+:=~@-]{1,255}")      # commit shas, branch/tag/PR refs, package pins
+
+
 def pin(spec_id: str, revision: str, root: Path | str = DEFAULT_ROOT) -> Path:
     """Rewrite ``revision = "..."`` in the model's TOML (the nightly job pins the commit the plan chose, so
-    every test of that job runs that exact revision); the entry is re-validated afterwards."""
+    every test of that job runs that exact revision). The new entry is validated *before* the file is written
+    (atomically): a bad revision leaves the registry as it was."""
+    import tomllib
+
+    from harness.cache import atomic_write_bytes
+    from harness.specs import SpecError, parse_spec
+
     path = Path(root) / f"{spec_id}.toml"
     if not path.is_file():
         raise KeyError(f"unknown model {spec_id!r}: no {path}")
+    if not REVISION.fullmatch(revision):
+        raise ValueError(f"{path.name}: revision {revision!r} is not a commit sha or ref name (letters, digits and "
+                         "._/+:=~@- only); the registry was not changed")
     text = path.read_text()
     table = re.search(r"(?m)^\[", text)                  # only the top-level table, not [backbone]
     head, rest = (text[: table.start()], text[table.start():]) if table else (text, "")
-    head, n = re.subn(r'(?m)^revision\s*=\s*"[^"]*"', f'revision = "{revision}"', head, count=1)
-    text = head + rest
+    head, n = re.subn(r'(?m)^revision\s*=\s*"[^"]*"', lambda _: f'revision = "{revision}"', head, count=1)
     if n != 1:
         raise ValueError(f"{path.name}: no top-level revision line to pin")
-    path.write_text(text)
+    text = head + rest
+    try:
+        parse_spec(tomllib.loads(text), path)
+    except (tomllib.TOMLDecodeError, SpecError) as e:
+        raise ValueError(f"{path.name}: pinning {revision!r} would make the entry invalid ({e}); "
+                         "the registry was not changed") from None
+    atomic_write_bytes(path, text.encode())
     load_specs(root)
     return path

@@ -1,5 +1,6 @@
 """Unit tests for harness.audio: validation, resampling, noise at exact SNR, determinism, Condition."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -295,6 +296,8 @@ def test_condition_parse_errors(text):
 def test_condition_constructor_errors():
     with pytest.raises(ValueError, match="finite SNR"):
         Condition("white", math.inf)
+    with pytest.raises(ValueError, match=r"SNR 1e\+308 dB is outside ±150 dB"):
+        Condition.parse("white@1e308")
     with pytest.raises(ValueError, match="snr_db=inf"):
         Condition("clean", 5)
     with pytest.raises(ValueError, match="seed"):
@@ -305,3 +308,50 @@ def test_condition_apply_matches_add_noise():
     clean = tones(13, 6000, "ap")
     noisy = Condition.parse("babble@3#2").apply(clean, babble_sources=SOURCES)
     assert np.array_equal(noisy.samples, add_noise(clean, "babble", 3, 2, babble_sources=SOURCES).samples)
+
+
+# ---------------------------------------------------------------- WAV decoding problems name the file
+
+def _speech_like_wav(path, seconds=7.1):
+    x = (8000 * np.sin(np.arange(int(SAMPLE_RATE * seconds)) / 7)).astype(np.int16)
+    wavfile.write(path, SAMPLE_RATE, x)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("cut", [4, 12, 20, 36, 44])
+def test_a_cut_header_is_an_audio_error_naming_the_file(tmp_path, cut):
+    full = _speech_like_wav(tmp_path / "full.wav")
+    bad = tmp_path / f"cut{cut}.wav"
+    bad.write_bytes(full[:cut])
+    with pytest.raises(AudioError, match=rf"item 'cut{cut}': .*{re.escape(str(bad))}"):
+        Audio.from_wav(bad)
+
+
+def test_riff_followed_by_garbage_is_an_audio_error_naming_the_file(tmp_path):
+    bad = tmp_path / "garbage.wav"
+    bad.write_bytes(b"RIFF" + bytes(range(200)))
+    with pytest.raises(AudioError, match=rf"item 'garbage': cannot read WAV '{re.escape(str(bad))}'"):
+        Audio.from_wav(bad)
+
+
+def test_a_truncated_data_chunk_is_refused_not_loaded_short(tmp_path):
+    full = _speech_like_wav(tmp_path / "full.wav")
+    assert Audio.from_wav(tmp_path / "full.wav").duration == pytest.approx(7.1, abs=1e-3)
+    bad = tmp_path / "short.wav"
+    bad.write_bytes(full[:5000])
+    with pytest.raises(AudioError, match=r"item 'short': .*short.wav' is truncated: its header declares 227200 "
+                                         r"bytes of audio data, the file holds 4956"):
+        Audio.from_wav(bad)
+
+
+def test_a_one_channel_2d_array_is_mono_in_either_layout():
+    x = (0.3 * np.sin(np.arange(800) / 5)).astype(np.float32)
+    for shaped in (x[None, :], x[:, None]):
+        assert np.array_equal(Audio.from_array(shaped, SAMPLE_RATE, "m").samples, x)
+
+
+def test_downmix_refuses_channels_by_frames_read_as_frames_by_channels():
+    x = np.stack([np.full(800, 0.2), np.full(800, 0.4)])           # (2, N): channels x frames
+    with pytest.raises(AudioError, match=r"item 'cf': downmix: shape \(2, 800\) has 800 channels.*channel_axis=0"):
+        Audio.downmix(x, SAMPLE_RATE, "cf")
+    assert np.allclose(Audio.downmix(x, SAMPLE_RATE, "cf", channel_axis=0).samples, 0.3)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -41,6 +42,15 @@ def test_a_paper_model_keeps_paper_value_tier_and_seed_visible():
     ('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", kapa_min = 0.8 }\n', "unknown keys ['kapa_min']"),
     ('model = "y"\n', "model = 'y', expected 'x'"),
     ('model = "x"\n[tasks.topic\n', "x.toml"),
+    ('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", kappa_min = "high" }\n',
+     "x.toml [tasks.topic]: agreement: kappa_min must be a number, got 'high'"),
+    ('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", kappa_min = 7.0 }\n',
+     "x.toml [tasks.topic]: agreement: kappa_min must be in [-1, 1], got 7.0"),
+    ('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", alpha = 0 }\n', "alpha must be in (0, 1)"),
+    ('model = "x"\n[tasks.topic]\nnoise = { expected = "shrinks", kinds = ["file"] }\n', "kinds must be a non-empty list"),
+    ('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", known_issue = 5 }\n',
+     "known_issue must be a non-empty string"),
+    ('model = "x"\n[tasks.topik]\nagreement = "equivalent"\n', "x.toml [tasks.topik]: unknown task 'topik'; known: "),
 ])
 def test_bad_claims_files_name_the_file_and_the_problem(tmp_path, body, message):
     (tmp_path / "defaults.toml").write_text((claims.CLAIMS_DIR / "defaults.toml").read_text())
@@ -48,6 +58,18 @@ def test_bad_claims_files_name_the_file_and_the_problem(tmp_path, body, message)
     with pytest.raises(claims.ClaimsFileError) as err:
         claims.expectations("x", text_sufficient=TS, text_insufficient=TI, directory=tmp_path)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("kappa_min = 0.70", "kappa_min must be a number, got 'high'"),
+    ("alpha = 0.05", "alpha must be in (0, 1), got 1.5"),
+])
+def test_bad_default_thresholds_name_the_table_and_field(tmp_path, line, message):
+    defaults = (claims.CLAIMS_DIR / "defaults.toml").read_text()
+    bad = {"kappa_min = 0.70": 'kappa_min = "high"', "alpha = 0.05": "alpha = 1.5"}[line]
+    (tmp_path / "defaults.toml").write_text(defaults.replace(line, bad, 1))
+    with pytest.raises(claims.ClaimsFileError, match=r"defaults.toml \[thresholds.agreement\]: " + re.escape(message)):
+        claims.load_defaults(tmp_path)
 
 
 def test_per_entry_threshold_override(tmp_path):
@@ -268,3 +290,17 @@ def test_user_task_outcomes_come_from_the_models_file(tmp_path):
     assert (e.task, e.claim, e.expected) == ("my/task", "agreement", "equivalent") and "[user_tasks" in e.source
     assert claims.user_task_expectations("ref-acoustic", text_sufficient=["my/task"], text_insufficient=[]) == []
     assert claims.user_task_expectations("some-new-model", text_sufficient=["my/task"], text_insufficient=[]) == []
+
+
+def test_the_verdict_line_flags_a_constant_rater_instead_of_an_interval():
+    exp = claims.Expectation("m", "sentiment", "agreement", "equivalent", {"kappa_min": 0.7, "kappa_max": 0.7,
+                                                                          "alpha": 0.05})
+    model, cascade = ["positive"] * 40, ["positive", "negative"] * 20
+    kappa = stats.agreement(model, cascade, n_resamples=300)
+    test = stats.mcnemar([m == "positive" for m in model], [c == "positive" for c in cascade])
+    verdict = claims.agreement(exp, kappa, test.p_value, test)
+    flagged = Verdict.from_dict({**verdict.to_dict(), "evidence": {**verdict.evidence, "constant_rater": "speech-LLM"}})
+    assert "κ=0.00 [" in verdict.line()
+    line = flagged.line()
+    assert "κ=0.00 (by construction: the speech-LLM gave one answer to every item, so no interval" in line
+    assert "[0.00, 0.00]" not in line

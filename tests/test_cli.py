@@ -79,3 +79,25 @@ def test_own_task_folder_with_recordings(tmp_cache, capsys):
     assert [i["item"] for i in items] == ["recorded-sentiment-e01", "recorded-sentiment-e02",
                                           "recorded-sentiment-e03", "recorded-sentiment-e04"]
     assert word_error_rate([i["text"] for i in items], [i["transcript"] for i in items]) < 0.2
+
+
+def test_unknown_task_lists_the_known_ones():
+    with pytest.raises(Exception, match="sentiment"):
+        main(["answer", "--task", "sentimental"])
+
+
+@pytest.mark.parametrize("condition, message", [("white@1e308", "outside ±150 dB"), ("file@0", "needs a noise file")])
+def test_a_condition_the_runner_cannot_make_fails_before_anything_loads(condition, message, monkeypatch):
+    import harness.lm
+
+    monkeypatch.setattr(harness.lm, "load_backbone", lambda *a, **k: pytest.fail("the backbone was loaded"))
+    with pytest.raises(ValueError, match=message):
+        main(["answer", "--task", "topic", "--condition", condition])
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_items_below_one_is_a_usage_error(n, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["answer", "--task", "topic", "--items", n])
+    assert exit_.value.code == 2
+    assert f"argument --items: expected a positive integer, got {n}" in capsys.readouterr().err

@@ -40,6 +40,19 @@ def test_markdown_escapes_table_pipes():
     assert "m\\|x/sentiment" in md
 
 
+def test_markdown_passes_no_raw_html_from_ids_reasons_or_known_issues():
+    import dataclasses
+
+    v = agreement_verdict("<img src=x onerror=alert(1)>", "sentiment", 0.3)
+    v = dataclasses.replace(v, reason="<script>alert(1)</script> &amp; <!-- hidden -->",
+                            evidence={**v.evidence, "known_issue": "</td><b>bold</b>"})
+    md = markdown(build_record([v]))
+    verdict_rows = [line for line in md.splitlines() if line.startswith("| ❌") or line.startswith("| ⚠️")]
+    assert verdict_rows and not re.search(r"<(?=[A-Za-z/!?])", "\n".join(verdict_rows))
+    assert "&lt;script>alert(1)&lt;/script> &amp;amp; &lt;!-- hidden -->" in md
+    assert "&lt;/td>&lt;b>bold&lt;/b>" in md
+
+
 def test_html_is_self_contained_and_has_every_plot(written):
     page = written[1].read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)

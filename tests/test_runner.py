@@ -1,5 +1,9 @@
 """Runner: each (system, item, condition) inferred once; disk cache reused; corrupt entries recomputed."""
+import contextlib
 import json
+import os
+import subprocess
+import warnings
 
 import pytest
 
@@ -56,7 +60,7 @@ def test_corrupt_entry_is_recomputed(tmp_cache, task):
     system = Recorder()
     assert Runner(progress=False).answers(system, task, items) == good
     assert system.seen == [items[0].id]
-    assert Answer.from_json(json.loads(path.read_text())) == good[0]
+    assert Answer.from_json(json.loads(path.read_text())["answer"]) == good[0]   # rewritten whole
 
 
 def test_babble_audio_uses_training_utterances_and_exact_snr(tmp_cache, task):
@@ -71,3 +75,90 @@ def test_babble_audio_uses_training_utterances_and_exact_snr(tmp_cache, task):
 def test_accuracy():
     a = [Answer("x", "a", True), Answer("y", "b", False)]
     assert accuracy(a) == 0.5
+
+
+# ---------------------------------------------------------------- cache entries are checked, never trusted blindly
+
+def test_an_entry_copied_over_another_items_is_rejected_and_recomputed(tmp_cache, task):
+    from harness.cache import CacheWarning
+
+    items = [it for it in task.items if it.label == "positive"][:1] + \
+            [it for it in task.items if it.label == "negative"][:1]
+    runner = Runner(progress=False)
+    good = runner.answers(Recorder(), task, items)
+    paths = {it.id: (tmp_cache / "answers") / k[:2] / f"{k}.json"
+             for it, k in ((it, runner.key(Recorder(), task, it, Condition())) for it in items)}
+    paths[items[1].id].write_bytes(paths[items[0].id].read_bytes())     # item 0's answer under item 1's key
+    system = Recorder()
+    with pytest.warns(CacheWarning, match=r"rejected \(written under key"):
+        again = Runner(progress=False).answers(system, task, items)
+    assert system.seen == [items[1].id]
+    assert again == good and again[1].item_id == items[1].id
+
+
+def test_an_entry_whose_answer_was_edited_fails_its_checksum(tmp_cache, task):
+    from harness.cache import CacheWarning
+
+    items = task.subset(1)
+    good = Runner(progress=False).answers(Recorder(), task, items)
+    (path,) = (tmp_cache / "answers").rglob("*.json")
+    entry = json.loads(path.read_text())
+    wrong = next(o for o in items[0].options if o != entry["answer"]["choice"])
+    entry["answer"].update(choice=wrong, correct=not entry["answer"]["correct"])
+    path.write_text(json.dumps(entry))
+    with pytest.warns(CacheWarning, match="checksum mismatch"):
+        assert Runner(progress=False).answers(Recorder(), task, items) == good
+
+
+def test_no_disk_cache_writes_neither_answers_nor_audio(tmp_cache, task):
+    runner, item = Runner(progress=False, disk_cache=False), task.items[0]
+    runner.answers(Recorder(), task, [item])
+    runner.clean_audio(item)
+    assert not list(tmp_cache.rglob("*.json")) and not list(tmp_cache.rglob("*.npy"))
+
+
+@contextlib.contextmanager
+def read_only(folder):
+    """``folder`` made really read-only: a read-only bind mount as root (permissions do not stop root), chmod
+    otherwise; a skip with the reason where neither is possible."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")] if not p.is_symlink()}
+        for p in modes:
+            p.chmod(modes[p] & ~0o222)
+        try:
+            yield
+        finally:
+            for p, m in modes.items():
+                p.chmod(m)
+        return
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True).returncode:
+        pytest.skip("running as root without the right to bind-mount: cannot make a read-only folder")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_cache_degrades_to_no_cache_with_one_warning(tmp_cache, task):
+    from harness.cache import CacheWarning
+
+    items = task.subset(2)
+    Runner(progress=False).answers(Recorder(), task, items[:1])
+    expected = Runner(progress=False, disk_cache=False).answers(Recorder(), task, items)
+    before = sorted(p.name for p in tmp_cache.rglob("*.json"))
+    runner = Runner(progress=False)
+    with read_only(tmp_cache), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = runner.answers(Recorder(), task, items)      # item 1 is new: inferred, not kept
+        runner.clean_audio(task.items[-1])                  # new audio: synthesised, not kept
+    assert got == expected and runner.inferences["rec"] == 1
+    ours = [w for w in caught if issubclass(w.category, CacheWarning)]
+    assert len(ours) == 1 and "cannot be written" in str(ours[0].message), [str(w.message) for w in caught]
+    assert sorted(p.name for p in tmp_cache.rglob("*.json")) == before
+
+
+def test_a_file_condition_is_refused_before_any_inference(tmp_cache, task):
+    system = Recorder()
+    with pytest.raises(ValueError, match="'file@0'.*noise file"):
+        Runner(progress=False).answers(system, task, task.subset(1), "file@0")
+    assert system.seen == []

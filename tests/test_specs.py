@@ -49,10 +49,26 @@ def _bad(**change):
     (_bad(dtype="int3"), "dtype"),
     (_bad(colour="red"), "unknown field"),
     (_bad(id=None), "missing required field 'id'"),
+    (_bad(gpu_memory_gb="zero"), "field 'gpu_memory_gb' must be a number of GiB in \\[0, 10000\\), got 'zero'"),
+    (_bad(gpu_memory_gb=-4), "gpu_memory_gb' must be a number"),
+    (_bad(gpu_memory_gb=True), "gpu_memory_gb' must be a number"),
+    (_bad(revision_pinned="no"), "field 'revision_pinned' must be true/false, got 'no' \\(str\\)"),
+    (_bad(trust_remote_code=1), "field 'trust_remote_code' must be true/false"),
+    (_bad(revision=123), "field 'revision' must be a string, got 123"),
+    (_bad(backbone={"repo": "Qwen/Qwen2-7B-Instruct", "revision": 5}), "field 'backbone.revision' must be a string"),
+    (_bad(backbone={"repo": "Qwen/Qwen2-7B-Instruct", "revision": "x", "rev": "y"}), r"\[backbone\]: unknown field"),
 ])
 def test_validation_errors(data, message):
     with pytest.raises(SpecError, match=message):
         parse_spec(data)
+
+
+def test_a_bad_type_in_a_registry_file_names_the_file_at_load(tmp_path: Path):
+    text = Path(load_specs()["ref-cascade"].path).read_text()
+    assert "\ngpu_memory_gb = 0\n" in text
+    (tmp_path / "ref-cascade.toml").write_text(text.replace("\ngpu_memory_gb = 0\n", '\ngpu_memory_gb = "zero"\n'))
+    with pytest.raises(SpecError, match="ref-cascade.toml: field 'gpu_memory_gb' must be a number"):
+        load_specs(tmp_path)
 
 
 def test_unpinned_revision_is_allowed_with_a_warning():

@@ -297,6 +297,18 @@ def test_one_rater_constant_gives_kappa_zero_with_an_interval():
     assert r.ci_low <= 0 <= r.ci_high
 
 
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_one_constant_rater_is_flagged_and_its_interval_not_shown(which):
+    constant, varying = ["pos"] * 30, ["pos", "neg", "neg"] * 10
+    a, b = (constant, varying) if which == "a" else (varying, constant)
+    r = agreement(a, b, n_resamples=300)
+    assert r.kappa == pytest.approx(cohen_kappa_score(a, b)) == pytest.approx(0.0)
+    assert r.constant_rater == which
+    assert f"rater {which} gave one answer to every item: κ is 0 by construction" in str(r)
+    assert "[" not in str(r)                     # no interval that would look precise
+    assert agreement(varying, varying[::-1], n_resamples=300).constant_rater is None
+
+
 def test_tiny_sample_falls_back_to_percentile_and_says_so():
     r = agreement(["x", "y", "x"], ["x", "y", "y"], n_resamples=500)
     assert r.method == "percentile" and "percentile" in r.note and r.ci_low <= r.kappa <= r.ci_high

@@ -190,3 +190,24 @@ def test_cli_pin(registry, monkeypatch, capsys):
     assert load_specs(registry)["ultravox-v0_5-8b"].revision == "b" * 40
     assert load_specs()["ultravox-v0_5-8b"].revision == PINNED_8B          # the real registry is untouched
     assert capsys.readouterr().out.startswith("pinned ultravox-v0_5-8b to bbbb")
+
+
+@pytest.mark.parametrize("revision, message", [
+    ("abc\\g<0>", "is not a commit sha or ref name"),
+    ('abc"\nloader = "api', "is not a commit sha or ref name"),
+    ("main", "would make the entry invalid.*not a pin"),
+])
+def test_a_bad_pin_is_refused_before_the_registry_is_written(registry, revision, message):
+    path = registry / "ultravox-v0_5-8b.toml"
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=message):
+        watch.pin("ultravox-v0_5-8b", revision, registry)
+    assert path.read_bytes() == before
+    assert load_specs(registry)["ultravox-v0_5-8b"].revision == load_specs()["ultravox-v0_5-8b"].revision
+
+
+def test_cli_bad_pin_is_exit_2_and_leaves_valid_toml(registry, monkeypatch, capsys):
+    monkeypatch.setattr(watch.pin, "__defaults__", (registry,))
+    assert main(["watch", "--pin", "ultravox-v0_5-8b=abc\\g<0>"]) == 2
+    assert "is not a commit sha or ref name" in capsys.readouterr().err
+    load_specs(registry)

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.cache import atomic_write_bytes, cache_dir, file_digest, stable_key
+from harness.cache import cache_dir, discard, file_digest, stable_key, store_bytes
 
 CONVERSION_VERSION = 1          # bump when the mapping below changes: invalidates the cached state dicts
 SUPPORTED_BINARY_VERSIONS = (6,)
@@ -198,13 +198,13 @@ def cached_encoder_state(model_dir: Path | None = None, progress=None) -> tuple[
             info = json.loads(meta.read_text())
             return info["config"], load_file(weights), digest
         except Exception:
-            weights.unlink(missing_ok=True)
-            meta.unlink(missing_ok=True)
+            discard(weights)
+            discard(meta)
     if progress:
         progress(f"converting the Whisper encoder of {path} into {weights} (once)")
     cfg, sd = convert(model_dir)
-    atomic_write_bytes(weights, save(sd))
-    atomic_write_bytes(meta, json.dumps({"config": cfg, "model_bin_sha256": digest,
+    # weights first, then the metadata that marks the entry whole; a read-only cache warns once and keeps nothing
+    store_bytes(weights, save(sd)) and store_bytes(meta, json.dumps({"config": cfg, "model_bin_sha256": digest,
                                          "conversion_version": CONVERSION_VERSION}, indent=2).encode())
     return cfg, sd, digest
 

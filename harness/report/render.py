@@ -7,6 +7,7 @@ the same offline, attached to an artifact or mailed around: it loads nothing fro
 from __future__ import annotations
 
 import html as _html
+import re
 from pathlib import Path
 
 from harness.report import plots
@@ -68,7 +69,14 @@ def _provenance_pairs(record: RunRecord) -> list[tuple[str, str]]:
         ([("merged from", f"{len(record.parts)} records (one per job)")] if record.parts else [])
 
 
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")       # what Markdown would pass through as a tag or comment
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")        # what it would read as a character reference
+
+
 def _md_cell(text: str) -> str:
+    """Text for one Markdown table cell: no raw HTML (Markdown passes tags through, and reasons, ids and notes come
+    from files), pipes escaped, one line. A plain comparison such as "0.62 < κ_max" stays readable as it is."""
+    text = _HTML_START.sub("&lt;", _ENTITY.sub("&amp;", str(text)))
     return text.replace("|", "\\|").replace("\n", " ")
 
 
