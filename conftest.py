@@ -252,7 +252,7 @@ def _hint_when_nothing_selected(session, exitstatus) -> None:
         return
     print(f"\ncascade-equivalence: -k {session.config.getoption('keyword')!r} selected no test. Test ids read "
           f"test_<claim>[<model id>/<task>(/<noise kind>)]; model ids: {models}; tasks: "
-          f"{', '.join(TEXT_SUFFICIENT + TEXT_INSUFFICIENT)}; family names also match (e.g. -k ultravox).")
+          f"{', '.join(getattr(session.config, '_tasks', {}))}; family names also match (e.g. -k ultravox).")
 
 
 def _warn_split_models(config) -> None:

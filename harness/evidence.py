@@ -52,7 +52,7 @@ class Evidence:
     trust_remote_code: bool = False
     runner: Runner = field(default_factory=lambda: Runner(progress=True))
     seed: int = 0
-    noise_grid: tuple[int, ...] = NOISE_GRID
+    noise_grid: tuple[int, ...] | None = None   # a run-wide SNR grid; None: each expectation's own (``grid``)
     fit_items: int = 64                       # LEACE fitting items (from the task's training split)
     mutations: dict = field(default_factory=dict)   # model id → mutation ("flip0.4", "permuted", … : MUTATIONS)
     curves: dict = field(default_factory=dict)  # model → report curves (harness.report.record's MODEL_CURVES)
@@ -161,7 +161,7 @@ class Evidence:
                     items: int | None = None) -> dict:
         """Per condition: per-item correctness of both systems (clean + the SNR grid of ``kind`` noise)."""
         out = {"llm": {}, "cascade": {}}
-        for cond in ["clean", *(f"{kind}@{snr}#{self.seed}" for snr in (grid or self.noise_grid))]:
+        for cond in ["clean", *(f"{kind}@{snr}#{self.seed}" for snr in (grid or self.noise_grid or NOISE_GRID))]:
             llm, casc = self.answers(model_id, task_name, cond, items=items)
             key = "clean" if cond == "clean" else f"{Condition.parse(cond).snr_db:g} dB"
             out["llm"][key] = [x.correct for x in llm]
@@ -169,10 +169,10 @@ class Evidence:
         return out
 
     def noise_verdict(self, exp: claims.Expectation) -> Verdict:
-        """The expectation may narrow the SNR grid (``grid``) and the items (``items``: a control sized from the
-        effect it must show); ``--items`` still caps them."""
+        """The expectation may narrow the SNR grid (``grid``; a run-wide ``noise_grid`` overrides it) and the items
+        (``items``: a control sized from the effect it must show); ``--items`` still caps them."""
         kind = exp.thresholds["kind"]
-        grid = tuple(exp.thresholds.get("grid") or self.noise_grid)
+        grid = tuple(self.noise_grid or exp.thresholds.get("grid") or NOISE_GRID)
         items = exp.thresholds.get("items")
         if self.items is not None:
             items = min(items, self.items) if items else self.items

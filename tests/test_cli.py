@@ -81,11 +81,6 @@ def test_own_task_folder_with_recordings(tmp_cache, capsys):
     assert word_error_rate([i["text"] for i in items], [i["transcript"] for i in items]) < 0.2
 
 
-def test_unknown_task_lists_the_known_ones():
-    with pytest.raises(Exception, match="sentiment"):
-        main(["answer", "--task", "sentimental"])
-
-
 @pytest.mark.parametrize("condition, message", [("white@1e308", "outside ±150 dB"), ("file@0", "needs a noise file")])
 def test_a_condition_the_runner_cannot_make_fails_before_anything_loads(condition, message, monkeypatch):
     import harness.lm

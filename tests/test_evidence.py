@@ -22,9 +22,13 @@ def evidence(tmp_cache):
 
 
 def test_split_mutant():
-    assert split_mutant("ref-cascade~flip0.3") == ("ref-cascade", 0.3)
+    assert split_mutant("ref-cascade~flip0.3") == ("ref-cascade", "flip0.3")
     assert split_mutant("ref-cascade") == ("ref-cascade", None)
     assert split_mutant("ref-cascade~flip2") == ("ref-cascade~flip2", None)
+    assert split_mutant("ref-transcriber~permuted") == ("ref-transcriber", "permuted")
+    assert split_mutant("ref-transcriber~noerase") == ("ref-transcriber", "noerase")
+    assert split_mutant("ref-transcriber~fragile") == ("ref-transcriber", "fragile")
+    assert split_mutant("ref-transcriber~shuffled") == ("ref-transcriber~shuffled", None)
 
 
 def test_answers_are_inferred_once_per_run_and_then_come_from_disk(evidence, tmp_cache):
@@ -44,11 +48,11 @@ def test_answers_are_inferred_once_per_run_and_then_come_from_disk(evidence, tmp
 def test_the_flip_mutant_reuses_the_wrapped_models_answers(evidence):
     plain_llm, _ = evidence.answers("ref-cascade", "topic")
     before = dict(evidence.runner.inferences)
-    mutant = Evidence(items=ITEMS, runner=evidence.runner, mutations={"ref-cascade": 1.0})
+    mutant = Evidence(items=ITEMS, runner=evidence.runner, mutations={"ref-cascade": "flip1.0"})
     flipped, _ = mutant.answers("ref-cascade", "topic")
     assert dict(mutant.runner.inferences) == before
     assert all(a.choice != b.choice for a, b in zip(plain_llm, flipped))   # share 1.0 flips every answer
-    again, _ = Evidence(items=ITEMS, runner=evidence.runner, mutations={"ref-cascade": 1.0}).answers("ref-cascade", "topic")
+    again, _ = Evidence(items=ITEMS, runner=evidence.runner, mutations={"ref-cascade": "flip1.0"}).answers("ref-cascade", "topic")
     assert [a.choice for a in again] == [a.choice for a in flipped]        # seeded: the same flips
 
 
