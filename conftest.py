@@ -54,7 +54,7 @@ def _add_claim_options(group) -> None:
                     help="replace a registry model by a known-broken variant that the claim's tests must catch: "
                          "~flip<share> (agreement: a seeded share of answers replaced, e.g. ref-cascade~flip0.3), "
                          "~permuted (emergence, ref-transcriber: tokens written as other tokens), ~noerase "
-                         "(collapse: the text eraser a no-op), ~fragile (noise: half the answers flipped under noise)")
+                         "(collapse: the text eraser a no-op), ~fragile (noise: every answer replaced by another option under noise)")
     group.addoption("--report-dir", default=None,
                     help="write the RunRecord (record.json) and the Markdown/HTML reports here at session end")
 

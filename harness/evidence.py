@@ -27,9 +27,9 @@ MUTATIONS = {    # the known-bad variant of a positive control, one per claim: e
     "flip<share>": "agreement: a seeded share of the answers replaced by another option",
     "permuted": "emergence (ref-transcriber only): every token written as a fixed other token's embedding",
     "noerase": "collapse: the fitted text eraser replaced by a no-op",
-    "fragile": "noise: under any noise condition, half of the answers (seeded) replaced by another option",
+    "fragile": "noise: under any noise condition, every answer replaced by another option (seeded)",
 }
-NOISE_FLIP_SHARE = 0.5     # the fragile mutant's flipped share under noise
+NOISE_FLIP_SHARE = 1.0     # the fragile mutant: every answer under noise replaced by another option
 NOISE_GRID = (20, 10, 5, 0)        # dB, besides clean (the paper's range: clean down to 0 dB); claims may narrow it
 # Items per task for the reference models when --items is not given: the default CPU run (cold caches, 2 cores)
 # must finish in ~15 min; 80 label-balanced items give κ CIs of about ±0.12 (stats.items_for_kappa_halfwidth).

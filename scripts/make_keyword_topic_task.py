@@ -3,7 +3,7 @@
 Why this task: the positive known-answer control of the collapse claim needs a text-sufficient task whose label
 is carried by a closed set of spoken keywords, so that a text concept naming those few words covers *all* of the
 task's information (rank ≪ hidden size). Each sentence is a topic-neutral carrier with exactly one keyword from
-a closed list of twelve (three per topic); delete the keyword and nothing about the topic is left.
+a closed list of eight (two per topic); delete the keyword and nothing about the topic is left.
 
 Run: python scripts/make_keyword_topic_task.py   (rewrites the files; same seed → same bytes)
 """
@@ -11,11 +11,11 @@ import json
 import random
 from pathlib import Path
 
-KEYWORDS = {      # one-token words for the backbone's tokenizer, three per topic of the topic twin
-    "world": ["election", "embassy", "parliament"],
-    "sports": ["football", "tennis", "cricket"],
-    "business": ["profits", "investors", "inflation"],
-    "sci-tech": ["software", "satellite", "robots"],
+KEYWORDS = {      # one-token words for the backbone's tokenizer, two per topic of the topic twin: 8 in all, within
+    "world": ["election", "embassy"],          # the text concept's width/64 = 9 words at the backbone's 576
+    "sports": ["football", "tennis"],
+    "business": ["profits", "investors"],
+    "sci-tech": ["software", "satellite"],
 }
 PEOPLE = ["My uncle", "The taxi driver", "Our neighbor", "My old teacher", "The barber", "Her roommate",
           "The new intern", "My grandfather", "A man on the bus", "The waitress", "His cousin", "The librarian"]

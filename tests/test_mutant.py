@@ -73,7 +73,7 @@ def test_a_noop_eraser_does_not_collapse(pytester, monkeypatch):
 
 @pytest.mark.slow
 def test_a_noise_fragile_transcriber_shrinks(pytester, monkeypatch):
-    """Half its answers flipped under any noise: the advantage over its cascade now shrinks."""
+    """Every answer replaced by another option under noise: the advantage over its cascade now shrinks."""
     bad = _run_mutant(pytester, monkeypatch, "test_noise.py", "ref-transcriber and topic and white",
                       "ref-transcriber~fragile")
     bad.stdout.fnmatch_lines(["*ref-transcriber/topic/white: NOT does not shrink (observed: *) — Δadvantage=*"])
