@@ -79,7 +79,8 @@ def _claim_params(config) -> dict[str, list]:
                                     "(mutations: flip<share>, permuted, noerase, fragile)")
         config._mutations[base] = mutation
     for model_id, spec in specs.items():
-        exps = claims.expectations(model_id, text_sufficient=text_sufficient, text_insufficient=text_insufficient)
+        exps = claims.expectations(model_id, text_sufficient=text_sufficient, text_insufficient=text_insufficient,
+                                   controls=[s for s, info in tasks.items() if info.control])
         exps += claims.user_task_expectations(model_id, **own)
         marks = [getattr(pytest.mark, spec.family), pytest.mark.xdist_group(model_id)]
         if not spec.offline:

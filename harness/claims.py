@@ -132,9 +132,10 @@ def load_defaults(directory: Path = CLAIMS_DIR) -> dict:
 
 
 def expectations(model: str, *, text_sufficient: list[str], text_insufficient: list[str],
-                 directory: Path = CLAIMS_DIR) -> list[Expectation]:
+                 controls: list[str] = (), directory: Path = CLAIMS_DIR) -> list[Expectation]:
     """The model's expectations on the given tasks: its own file's entries for them if it has a file (every entry
-    is checked, also those for tasks not asked for), else the defaults' per task kind."""
+    is checked, also those for tasks not asked for), else the defaults' per task kind. ``controls``: control tasks
+    (task metadata ``control = true``) — only a model's own file can name them; the defaults never do."""
     directory = Path(directory)
     defaults = load_defaults(directory)
     own = directory / f"{model}.toml"
@@ -150,7 +151,7 @@ def expectations(model: str, *, text_sufficient: list[str], text_insufficient: l
                 raise ClaimsFileError(f"{own} [tasks.{task}]: expected a table of claims, got {claims!r}")
             for claim, entry in claims.items():
                 out += _expectations(model, task, claim, entry, defaults, f"{own.name} [tasks.{task}]")
-        asked = {*text_sufficient, *text_insufficient}
+        asked = {*text_sufficient, *text_insufficient, *controls}
         return [e for e in out if e.task in asked]
     for kind, tasks in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient)):
         for task in tasks:
