@@ -9,6 +9,9 @@ import argparse
 import json
 import sys
 
+from harness.audio import Condition
+
+
 def positive_int(text: str) -> int:
     """argparse type for --items: an integer ≥ 1 (0 or a negative count would score nothing and print nan)."""
     try:
@@ -27,7 +30,7 @@ def _answer(args: argparse.Namespace) -> int:
     from harness.systems.cascade import Cascade
     from harness.tasks import load_task
 
-    condition = check_condition(args.condition)      # a bad condition fails before any task or model loads
+    condition = check_condition(Condition.parse(args.condition))   # fails before any task or model loads
     task = load_task(args.task)
     items = task.subset(args.items)
     backbone = load_backbone(args.backbone, args.revision)
