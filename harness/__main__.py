@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+
+
 def positive_int(text: str) -> int:
     """argparse type for --items: an integer ≥ 1 (0 or a negative count would score nothing and print nan)."""
     try:

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.audio import Audio
-from harness.cache import atomic_write_bytes, cache_dir, stable_key
+from harness.cache import cache_dir, discard, stable_key, store_bytes
 
 PACKAGED = "tiny.en"
 RUNAWAY_WORDS_PER_SECOND = 6.0   # fast read speech is 3-4 words/s; beyond 6 the decoder is looping
@@ -148,9 +148,9 @@ class ASR:
                 data = json.loads(path.read_text())
                 return Transcript(data["text"], tuple(Word(**w) for w in data["words"]), data.get("guard"))
             except Exception:
-                path.unlink(missing_ok=True)    # unreadable: recompute, never trust it
+                discard(path)                   # unreadable: recompute, never trust it
         out = self.transcribe(audio)
-        atomic_write_bytes(path, json.dumps({"text": out.text, "words": [vars(w) for w in out.words],
+        store_bytes(path, json.dumps({"text": out.text, "words": [vars(w) for w in out.words],
                                              "guard": out.guard}).encode())
         return out
 
