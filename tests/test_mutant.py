@@ -45,10 +45,10 @@ def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pyt
 
 
 # -- one mutant per claim for claims 2–4: each flips a positive control's verdict, through pytest itself -------------
-def _run_mutant(pytester, monkeypatch, test_file: str, select: str, mutant: str):
+def _run_mutant(pytester, monkeypatch, test_file: str, select: str, mutant: str, *extra: str):
     monkeypatch.setenv("CASCADE_EQ_CACHE", str(SESSION_CACHE))
     bad = pytester.runpytest_subprocess(str(ROOT / "equivalence_tests" / test_file), "-k", select, "--items", "40",
-                                        "--mutant", mutant, "-p", "no:cacheprovider", "--rootdir", str(ROOT))
+                                        "--mutant", mutant, "-p", "no:cacheprovider", "--rootdir", str(ROOT), *extra)
     bad.assert_outcomes(failed=1)
     print("\n".join(line for line in bad.outlines if "NOT " in line))   # what a user sees
     return bad
@@ -64,9 +64,10 @@ def test_permuted_transcriber_is_not_emergent(pytester, monkeypatch):
 
 @pytest.mark.slow
 def test_a_noop_eraser_does_not_collapse(pytester, monkeypatch):
-    """The fitted text eraser replaced by a no-op: accuracy stays where it was."""
+    """The fitted text eraser replaced by a no-op: accuracy stays where it was. (--runxfail: the unmutated control is
+    a known issue — its guarded collapse is not met as built — so the verdict is read without the xfail.)"""
     bad = _run_mutant(pytester, monkeypatch, "test_leace.py", "ref-transcriber and keyword_topic",
-                      "ref-transcriber~noerase")
+                      "ref-transcriber~noerase", "--runxfail")
     bad.stdout.fnmatch_lines(["*ref-transcriber/keyword_topic: NOT collapses (observed: does not collapse) — "
                               "*text-erased accuracy above chance*"])
 
