@@ -55,6 +55,9 @@ def _add_claim_options(group) -> None:
                          "~flip<share> (agreement: a seeded share of answers replaced, e.g. ref-cascade~flip0.3), "
                          "~permuted (emergence, ref-transcriber: tokens written as other tokens), ~noerase "
                          "(collapse: the text eraser a no-op), ~fragile (noise: every answer replaced by another option under noise)")
+    group.addoption("--known-issues", action="store_true", default=False,
+                    help="run the expectations marked known_issue (strict xfails: each re-measures a documented "
+                         "failure and alerts the day it is fixed); skipped otherwise, with the reason; --strict runs them")
     group.addoption("--report-dir", default=None,
                     help="write the RunRecord (record.json) and the Markdown/HTML reports here at session end")
 
@@ -70,6 +73,7 @@ def _claim_params(config) -> dict[str, list]:
     own = {kind: [t for t in names if tasks[t].origin == "folder"]
            for kind, names in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient))}
     specs = load_specs()
+    run_known = config.getoption("known_issues") or config.getoption("strict", False)
     out = {c: [] for c in CLAIM_OF_FIXTURE.values()}
     config._mutations = {}
     for mutant in config.getoption("mutant"):
@@ -87,7 +91,7 @@ def _claim_params(config) -> dict[str, list]:
             marks.append(pytest.mark.gpu if spec.loader != "api" else pytest.mark.api)
         for exp in exps:
             tid = f"{model_id}/{exp.task}" + (f"/{exp.thresholds['kind']}" if exp.claim == "noise" else "")
-            known = [known_issue_mark(exp.known_issue)] if exp.known_issue else []
+            known = [known_issue_mark(exp.known_issue, run=run_known)] if exp.known_issue else []
             if tasks[exp.task].unavailable():
                 known.append(pytest.mark.skip(reason=tasks[exp.task].unavailable()))
             out[exp.claim].append(pytest.param(exp, id=tid, marks=marks + known))
@@ -154,9 +158,14 @@ class VerdictNotMet(AssertionError):
     """The claim's verdict did not meet its expectation (the only failure a known issue may excuse)."""
 
 
-def known_issue_mark(why: str):
+def known_issue_mark(why: str, run: bool = True):
     """A strict xfail that catches only :class:`VerdictNotMet`: a load error, a bad revision or any other exception
-    raised while gathering the evidence still errors, and a verdict that now passes is an XPASS(strict) failure."""
+    raised while gathering the evidence still errors, and a verdict that now passes is an XPASS(strict) failure.
+    ``run=False`` (the default run): a skip that says why — re-measuring a documented failure costs minutes of
+    inference and changes nothing until the model or its construction changes; ``--known-issues`` and ``--strict``
+    (nightly) run it."""
+    if not run:
+        return pytest.mark.skip(reason=f"known issue: {why} (not re-measured; --known-issues runs it as a strict xfail)")
     return pytest.mark.xfail(reason=f"known issue: {why}", raises=VerdictNotMet, strict=True)
 
 

@@ -124,6 +124,16 @@ def test_last_entry_equals_the_models_own_logits(system, task):
     assert (top1[-1] == own.argmax(-1).numpy()).all()
 
 
+def test_top1_tokens_are_each_layers_own_lens_argmax(system, task):
+    """Batching the layers and reading each distinct row once must not change what any layer reads."""
+    item = task.items[0]
+    audio = synthetic_clip(item)
+    hs = system.hidden_states_at_audio(task, item, audio)
+    expected = np.stack([system.lens_logits(h).argmax(-1).numpy() for h in hs])
+    assert (lens.top1_tokens(system, task, item, audio) == expected).all()
+    assert (lens.top1_tokens(system, task, item, audio, [2, 0]) == expected[[2, 0]]).all()
+
+
 def test_logit_lens_end_to_end_is_deterministic(system, task, tmp_path):
     items = list(task.items[:3])
     audios = [synthetic_clip(it) for it in items]

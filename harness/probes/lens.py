@@ -45,6 +45,7 @@ from harness.tasks import Item, Task
 
 CI_METHOD = "percentile bootstrap over items (scipy.stats.bootstrap)"
 N_RESAMPLES = 2000
+LENS_ROWS = 512     # rows per unembedding pass (bounds the logits held at once: rows × vocabulary floats)
 EXAMPLES = 5        # lens readings kept in ``to_dict`` (best layer, first items)
 
 
@@ -129,17 +130,21 @@ def check_aligned(items: Sequence[Item], audios: Sequence[Audio]) -> None:
 
 def top1_tokens(system, task: Task, item: Item, audio: Audio,
                 layers: Sequence[int] | None = None) -> np.ndarray:
-    """[len(layers), n_audio] top-1 token ids of the lens at the audio positions (all L+1 entries by default)."""
+    """[len(layers), n_audio] top-1 token ids of the lens at the audio positions (all L+1 entries by default).
+
+    The unembedding is the lens's whole cost on a CPU (vocabulary × width per row), so every layer's rows go
+    through it together, each distinct row once (at the input entry many positions hold the same embedding)."""
     hs = system.hidden_states_at_audio(task, item, audio)           # [L+1, n_audio, H], pre-norm
-    layers = range(hs.shape[0]) if layers is None else layers
+    layers = list(range(hs.shape[0]) if layers is None else layers)
     if hs.shape[1] == 0:
         raise ValueError(f"item {item.id!r}: {system.name} put no audio positions in the prompt")
-    out = []
     for layer in layers:
         if not -hs.shape[0] <= layer < hs.shape[0]:
             raise ValueError(f"layer {layer} out of range: {system.name} has entries 0..{hs.shape[0] - 1}")
-        out.append(system.lens_logits(hs[layer]).argmax(-1).cpu().numpy())
-    return np.stack(out)
+    rows = hs[layers].reshape(-1, hs.shape[-1])
+    distinct, where = torch.unique(rows, dim=0, return_inverse=True)
+    top = torch.cat([system.lens_logits(chunk).argmax(-1).cpu() for chunk in distinct.split(LENS_ROWS)])
+    return top[where.cpu()].reshape(len(layers), hs.shape[1]).numpy()
 
 
 def special_ids(system) -> set[int]:
