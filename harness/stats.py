@@ -397,3 +397,13 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 
     lo, hi = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
     return float(lo), float(hi)
+
+
+def items_to_separate_means(gap: float, *, sd: float = 0.5, confidence: float = 0.95) -> int:
+    """Items for two per-item means ``gap`` apart to have non-overlapping normal-approximation CIs, each
+    ±z·sd/√n: n = ⌈(2·z·sd/gap)²⌉. ``sd`` = 0.5 is the largest a score in [0, 1] can have, so the size holds
+    whatever the spread (e.g. the lens's per-item precision against its mismatched control)."""
+    if not 0 < gap <= 1 or not 0 < sd <= 0.5:
+        raise ValueError(f"need 0 < gap ≤ 1 and 0 < sd ≤ 0.5 (scores in [0, 1]); got gap={gap}, sd={sd}")
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    return math.ceil((2 * z * sd / gap) ** 2)

@@ -422,3 +422,18 @@ def test_items_for_halfwidth_monotone_and_validated():
         items_for_kappa_halfwidth(0.1, marginals=[0.5, 0.6])
     with pytest.raises(ValueError):
         items_for_kappa_halfwidth(0)
+
+
+def test_items_to_separate_means_gives_disjoint_intervals_at_that_size_and_not_below():
+    from harness import stats
+    import math as _m
+
+    from scipy import stats as sps
+
+    z = sps.norm.ppf(0.975)
+    for gap in (0.2, 0.4, 0.7):
+        n = stats.items_to_separate_means(gap)
+        assert 2 * z * 0.5 / _m.sqrt(n) <= gap < 2 * z * 0.5 / _m.sqrt(n - 1)
+    assert stats.items_to_separate_means(0.4) == 25
+    with pytest.raises(ValueError, match="gap"):
+        stats.items_to_separate_means(0)
