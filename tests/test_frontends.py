@@ -92,3 +92,25 @@ def test_prosody_input_depends_on_energy_only():
     louder[400:480] *= 50
     out_l = tower((torch.log10(louder * shares_a) + 4).unsqueeze(0) / 4).last_hidden_state
     assert not torch.allclose(outs[0], out_l)
+
+
+@pytest.mark.parametrize("rate, bias", [("fast", 1.0), ("slow", -1.0)])
+def test_prosody_writes_the_filler_while_the_sound_lasts_and_the_decided_rate_words_after(clip, rate, bias):
+    """With a read-out that decides ``rate`` whatever it hears (w = 0, b = ±1), the positions that overlap the sound
+    hold the " " filler's embedding and every later position the rate word of its slot — exactly, by construction."""
+    from harness.lm import load_backbone
+
+    backbone = load_backbone()
+    model, proc, _ = F.prosody_assembled(backbone=backbone)
+    tower = model.model.audio_tower
+    model.model.multi_modal_projector.load_state_dict(F.readout_state(model, backbone, np.zeros(tower.width), bias))
+    feats = proc.feature_extractor(clip.samples, sampling_rate=16_000, return_tensors="pt")["input_features"]
+    embeds = model.get_audio_features(feats).pooler_output                   # [positions, hidden]
+    table = model.get_input_embeddings().weight
+    ended = int(np.ceil(F.clip_seconds(feats[0].numpy()) / F.SECONDS_PER_POSITION))
+    assert 0 < ended < embeds.shape[0] and abs(ended * F.SECONDS_PER_POSITION - clip.duration) < 0.3
+    filler = table[backbone.reply_ids(" ")[0]]
+    torch.testing.assert_close(embeds[:ended], filler.expand(ended, -1), rtol=0, atol=1e-5)
+    words = [backbone.reply_ids(" " + w)[0] for w in F.RATE_WORDS[rate]]
+    expected = table[[words[p % F.RATE_SLOTS] for p in range(ended, embeds.shape[0])]]
+    torch.testing.assert_close(embeds[ended:], expected, rtol=0, atol=1e-5)

@@ -12,12 +12,15 @@ Only what reaches the audio positions differs, and each front end states what th
   position on, the " " token everywhere else — the layout the frozen backbone reads back best). The projector
   is the identity (``linear_1`` selects the 576 embedding channels, no activation, ``linear_2`` = I), so the
   audio embeddings *are* token embeddings. Nothing is trained.
-- :class:`EnergyContourTower` (``ref-prosody``) — **no text, by construction.** Each audio position receives only
-  the clip's frame-energy contour (log of the summed mel power per 10 ms frame, relative to the clip's loudest
-  frame) in a ±``CONTEXT_FRAMES`` window around it: one number per frame, never the spectrum, so no word can be
-  told from another. Its projector is a logistic read-out (:func:`prosody_assembled`, fitted by
-  :func:`fit_prosody` on the speaking-rate training clips) placing each position between the backbone's
-  embeddings of " slow" and " fast" — rate information a cascade cannot see, and no word of what was said.
+- :class:`EnergyContourTower` (``ref-prosody``) — **no text, by construction.** Its only input is the clip's
+  frame-energy contour (log of the summed mel power per 10 ms frame, relative to the clip's loudest frame): one
+  number per frame, never the spectrum, so no word can be told from another. A logistic read-out of the contour's
+  clip-level statistics (fitted by :func:`fit_prosody` on the speaking-rate training clips) decides "slow" or
+  "fast" for the whole clip; the projector (:func:`prosody_assembled`) then writes a *rate word* (" quick",
+  " sluggish", …: :data:`RATE_WORDS`) at every position after the sound has ended, and the " " filler at every
+  position while it lasts. So the positions that are heard hold nothing that depends on the sound, and the rate
+  reaches the backbone as rate words in the silent tail — information a cascade cannot see, and no word of what
+  was said.
 
 Shapes: Voxtral reshapes the tower's output to rows of ``audio_config.intermediate_size`` (= 4 stacked frames ×
 384) before the projector; both towers emit one such row per audio position (0.08 s), the payload in its
@@ -26,6 +29,7 @@ first channels and zeros after, so the 10 s window still gives 125 audio positio
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import torch
@@ -151,13 +155,20 @@ def frame_energy(input_features: torch.Tensor) -> torch.Tensor:
 
 
 class EnergyContourTower(torch.nn.Module):
-    """Per position: the frame-energy contour in a window of ±``context`` frames around it, that window's
-    modulation spectrum (|rFFT| of the mean-removed contour: syllable rate shows as a peak near 2–5 Hz), and a
-    constant 1 — all functions of the energy contour alone, never of the spectrum of the sound.
+    """Per position, functions of the frame-energy contour alone, never of the spectrum of the sound:
 
-    Why the modulation spectrum: a linear read-out of the raw contour window tells slow from fast speech on 0.87
-    of held-out training clips, with the modulation spectrum beside it on 0.98 (75/25 split of the rate clips,
-    2026-12-04, ±0.48 s windows)."""
+    - the clip's mean energy and its mean modulation spectrum: the |rFFT| of the mean-removed energy contour in a
+      window of ±``context`` frames around each position (syllable rate shows as a peak near 2–5 Hz), averaged
+      over positions — the same at every position, what the read-out decides the clip's rate from;
+    - a constant 1 (the read-out's bias);
+    - ``tail``: 1 at the positions after the last frame above the padding floor (the sound has ended), else 0;
+    - a one-hot of the position index modulo :data:`RATE_SLOTS` (which rate word goes there).
+
+    Why clip-level and why the tail: a per-position rate value would follow each word's own loudness, so word
+    identity and rate would share directions in the residual stream; written only where nothing is heard, the rate
+    is absent from every position the text concept labels (``harness.probes.leace``: positions overlapping no word
+    are never fitted). A read-out of the contour alone told slow from fast on 0.87 of held-out training clips, with
+    the modulation spectrum beside it 0.98 (75/25 split, 2026-12-04)."""
 
     def __init__(self, intermediate_size: int, context: int = CONTEXT_FRAMES):
         super().__init__()
@@ -170,10 +181,16 @@ class EnergyContourTower(torch.nn.Module):
 
     @property
     def width(self) -> int:
-        """Channels of the read-out's input: the contour window and its modulation spectrum (the constant 1 follows)."""
-        return self.window + self.window // 2 + 1
+        """Channels of the read-out's input: the clip's mean energy and its mean modulation spectrum."""
+        return 1 + self.window // 2
 
-    def forward(self, input_features: torch.Tensor, return_dict: bool = True, **_) -> BaseModelOutput:
+    def channels(self) -> dict[str, int]:
+        """Where each part sits in a payload row: the read-out features [0, width), then these single channels,
+        then the one-hot slots from ``slot0``."""
+        return {"one": self.width, "tail": self.width + 1, "slot0": self.width + 2}
+
+    def features(self, input_features: torch.Tensor) -> torch.Tensor:
+        """[B, n_mels, frames] → [B, width]: the clip-level read-out features."""
         e = frame_energy(input_features)                                      # [B, F]
         floor = e.amin(dim=-1, keepdim=True)
         padded = torch.cat([floor.expand(-1, self.context), e, floor.expand(-1, self.context)], dim=-1)
@@ -182,8 +199,19 @@ class EnergyContourTower(torch.nn.Module):
         idx = starts[:, None] + torch.arange(self.window)[None, :]           # [P, window] into ``padded``
         contour = padded[:, idx] / 8.0                                        # ~[-1, 0]: Whisper's 8-decade range
         modulation = torch.fft.rfft(contour - contour.mean(-1, keepdim=True), dim=-1).abs() / self.window
-        ones = contour.new_ones(*contour.shape[:2], 1)                        # a constant channel (the read-out's bias)
-        payload = torch.cat([contour, modulation, ones], dim=-1)
+        return torch.cat([contour.mean(dim=(1, 2))[:, None], modulation[..., 1:].mean(dim=1)], dim=-1)   # no DC: 0
+
+    def forward(self, input_features: torch.Tensor, return_dict: bool = True, **_) -> BaseModelOutput:
+        b, _, frames = input_features.shape
+        n_pos = frames // MEL_FRAMES_PER_POSITION
+        ch = self.channels()
+        payload = input_features.new_zeros(b, n_pos, ch["slot0"] + RATE_SLOTS, dtype=torch.float32)
+        payload[..., : self.width] = self.features(input_features)[:, None, :]
+        payload[..., ch["one"]] = 1.0
+        for row, feats in enumerate(input_features.detach().float().cpu().numpy()):
+            ended = math.ceil(clip_seconds(feats) / SECONDS_PER_POSITION)     # first position after the sound
+            payload[row, ended:, ch["tail"]] = 1.0
+        payload[:, torch.arange(n_pos), ch["slot0"] + torch.arange(n_pos) % RATE_SLOTS] = 1.0
         return BaseModelOutput(last_hidden_state=_rows(payload, self.intermediate))
 
 
@@ -230,18 +258,21 @@ def transcriber_revision(info: dict, asr, permute_seed: int | None = None) -> st
     return what[:12] + (f"~permuted{permute_seed}" if permute_seed is not None else "")
 
 
-PROSODY_WORDS = ("slow", "fast")     # speaking_rate's labels: the two ends of ref-prosody's read-out
+PROSODY_WORDS = ("slow", "fast")     # speaking_rate's labels: the read-out's two classes
+# What ref-prosody writes in the silent tail: one-token words of each rate (SmolLM2's tokenizer), cycled by position so
+# the rate is spread over many embedding directions rather than one. The backbone reads either cycle as the rate
+# (checked with the matched backbone on the cascade's prompt, 2026-12-04: "fast" and "slow" on a speaking_rate item).
+RATE_WORDS = {"slow": ("slow", "sluggish", "gradual", "lazy", "slowly", "calm", "steady", "drawn"),
+              "fast": ("fast", "quick", "rapid", "swift", "hurried", "brisk", "speedy", "racing")}
+RATE_SLOTS = 8
+GAIN = 100.0          # the projector's sigmoid gain: a read-out logit 0.05 from its boundary is already 99% one rate
 
 
 def prosody_assembled(projector_state: dict | None = None, *, backbone=None):
-    """(model, processor, info) of ``ref-prosody``: the energy-contour tower + a sigmoid read-out projector.
-
-    The projector (Voxtral's own module, activation set to sigmoid) is
-    ``e_slow + σ(w·x + b) · (e_fast − e_slow)``: hidden unit 0 is a logistic classifier of the position's energy
-    window ``x`` (weights from :func:`fit_prosody`), hidden unit 1 is a saturated constant; ``e_slow``/``e_fast``
-    are the backbone's input embeddings of " slow" and " fast". So every audio position is a point on one segment
-    of embedding space, placed by the energy contour alone — rate can reach the backbone, words cannot.
-    ``projector_state`` None → an untrained read-out (w = 0: every position halfway)."""
+    """(model, processor, info) of ``ref-prosody``: the energy-contour tower + a sigmoid projector (Voxtral's own
+    module, activation set to sigmoid) that writes the " " filler while the sound lasts and, after it, the rate
+    word of the position's slot for the rate the read-out decides (:func:`readout_state`; weights from
+    :func:`fit_prosody`). ``projector_state`` None → an untrained read-out (w = 0, b = 0: undecided)."""
     backbone = backbone or _backbone()
     model, proc, info = A.assemble(backbone=backbone)
     tower = EnergyContourTower(model.config.audio_config.intermediate_size)
@@ -266,51 +297,71 @@ def _backbone():
     return load_backbone()
 
 
-SATURATE = 30.0     # hidden unit 1: σ(30) = 1 − 9e-14, the constant that carries e_slow
-
-
 def readout_state(model, backbone, weights: np.ndarray, bias: float) -> dict:
-    """The projector state for ``e_slow + σ(w·x + b)(e_fast − e_slow)``; the tower's payload is x (its first
-    ``width`` channels) followed by a constant 1 channel at index ``width`` (see ``EnergyContourTower``)."""
+    """The projector state. With z = w·x + b the read-out's logit (x: the clip features, bounded by ``bound``),
+    hidden unit (rate r, slot j) is σ(GAIN·(±z + B·(tail − 1) + B·(slot_j − 1))), "+" for fast and "−" for slow:
+    with B above any |z|, it is on only in the tail, in slot j, for the decided rate. Unit ``2·SLOTS`` is
+    σ(GAIN·B·(½ − tail)): on while the sound lasts. ``linear_2`` maps each unit to its word's input embedding."""
     proj = model.model.multi_modal_projector
     hidden, rows = proj.linear_2.weight.shape[0], proj.linear_1.weight.shape[1]
-    width = len(weights)
-    emb = model.get_input_embeddings().weight
-    e_slow, e_fast = (emb[backbone.reply_ids(" " + w)[0]].detach().float() for w in PROSODY_WORDS)
-    lin1 = torch.zeros(hidden, rows)
-    lin1[0, :width] = torch.as_tensor(weights, dtype=torch.float32)
-    lin1[0, width] = float(bias)
-    lin1[1, width] = SATURATE
-    lin2 = torch.zeros(hidden, hidden)
-    lin2[:, 0] = e_fast - e_slow
-    lin2[:, 1] = e_slow
+    ch = EnergyContourTower(model.config.audio_config.intermediate_size).channels()
+    w = torch.as_tensor(weights, dtype=torch.float32)
+    big = 2.0 * (2.0 * float(w.abs().sum()) + abs(float(bias))) + 1.0     # |x| ≤ 2 per channel (see the tower)
+    emb = model.get_input_embeddings().weight.detach().float()
+    lin1, lin2 = torch.zeros(hidden, rows), torch.zeros(hidden, hidden)
+    for r, (label, sign) in enumerate((("slow", -1.0), ("fast", 1.0))):
+        for j, word in enumerate(RATE_WORDS[label][:RATE_SLOTS]):
+            unit = r * RATE_SLOTS + j
+            lin1[unit, : len(w)] = GAIN * sign * w
+            lin1[unit, ch["one"]] = GAIN * (sign * float(bias) - 2.0 * big)
+            lin1[unit, ch["tail"]] = GAIN * big
+            lin1[unit, ch["slot0"] + j] = GAIN * big
+            lin2[:, unit] = emb[_one_token(backbone, word)]
+    filler = 2 * RATE_SLOTS
+    lin1[filler, ch["one"]] = GAIN * big * 0.5
+    lin1[filler, ch["tail"]] = -GAIN * big
+    lin2[:, filler] = emb[backbone.reply_ids(" ")[0]]
     return {"linear_1.weight": lin1, "linear_2.weight": lin2}
 
 
+def _one_token(backbone, word: str) -> int:
+    ids = backbone.reply_ids(" " + word)
+    if len(ids) != 1:
+        raise ValueError(f"rate word {word!r} is {len(ids)} tokens for this backbone; ref-prosody needs one-token words")
+    return ids[0]
+
+
 def fit_prosody(clips, *, seed: int = 0, progress=print) -> tuple[dict, dict]:
-    """Fit ref-prosody's read-out: a logistic regression (scikit-learn) of the clip's rate label on each audio
-    position's energy window, over every position of the training clips ([(Example, Audio, transcript)] with
-    ``label`` "slow"/"fast"; never an evaluation item). Returns (projector state, fit report)."""
+    """Fit ref-prosody's read-out: a logistic regression (scikit-learn) of each training clip's rate label on its
+    clip-level energy features ([(Example, Audio, transcript)] with ``label`` "slow"/"fast"; never an evaluation
+    item). Returns (projector state, fit report with the training and 5-fold cross-validated clip accuracy)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     model, proc, _ = prosody_assembled()
     tower = model.model.audio_tower
-    xs, ys, groups = [], [], []
-    for k, (ex, audio, _) in enumerate(clips):
+    xs, ys = [], []
+    for ex, audio, _ in clips:
         if ex.label not in PROSODY_WORDS:
             raise ValueError(f"training clip {ex.key}: rate label {ex.label!r} is not one of {PROSODY_WORDS}")
         feats = proc.feature_extractor(audio.samples, sampling_rate=16_000, return_tensors="pt")["input_features"]
-        rows = tower(feats).last_hidden_state.reshape(-1, tower.intermediate)[:, : tower.width].numpy()
-        xs.append(rows)
-        ys.append(np.full(len(rows), PROSODY_WORDS.index(ex.label)))
-        groups.append(np.full(len(rows), k))
-    x, y, g = np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
-    clf = LogisticRegression(max_iter=5000, C=1.0, random_state=seed).fit(x, y)
-    per_clip = [float(clf.predict_proba(x[g == k])[:, 1].mean() > 0.5) == y[g == k][0] for k in range(len(clips))]
-    report = {"clips": len(clips), "positions": int(len(y)), "position_accuracy": float(clf.score(x, y)),
-              "clip_accuracy_mean_probability": float(np.mean(per_clip)), "C": 1.0, "seed": seed}
+        xs.append(tower.features(feats)[0].numpy())
+        ys.append(PROSODY_WORDS.index(ex.label))
+    x, y = np.stack(xs), np.asarray(ys)
+    # Standardised features (the modulation channels are ~100× smaller than the contour's), folded back into
+    # (w, b) afterwards so the projector reads the raw features: w·(x − μ)/σ + b = (w/σ)·x + (b − Σ wμ/σ).
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=1.0, random_state=seed))
+    cv = cross_val_score(clf, x, y, cv=5)
+    clf.fit(x, y)
+    scaler, logistic = clf[0], clf[1]
+    weights = logistic.coef_[0] / scaler.scale_
+    bias = float(logistic.intercept_[0] - (logistic.coef_[0] * scaler.mean_ / scaler.scale_).sum())
+    report = {"clips": len(clips), "clip_accuracy": float(clf.score(x, y)),
+              "clip_accuracy_cv5": float(cv.mean()), "C": 1.0, "standardised": True, "seed": seed}
     progress(f"ref-prosody read-out: {report}")
-    return readout_state(model, _backbone(), clf.coef_[0], float(clf.intercept_[0])), report
+    return readout_state(model, _backbone(), weights, bias), report
 
 
 def build_prosody(out_dir=None, *, rate_extra: int = 240, seed: int = 0, progress=print) -> dict:
@@ -332,7 +383,7 @@ def build_prosody(out_dir=None, *, rate_extra: int = 240, seed: int = 0, progres
     state, report = fit_prosody(clips, seed=seed, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(out_dir / "projector.safetensors"))
-    manifest = {"mode": "ref-prosody", "what": "energy-contour front end + logistic read-out projector",
+    manifest = {"mode": "ref-prosody", "what": "energy-contour front end + clip-level logistic read-out writing rate words in the silent tail",
                 "chunk_seconds": A.CHUNK_SECONDS, "context_frames": CONTEXT_FRAMES,
                 "projector_sha256": A.state_digest(state), "data_sha256": D.data_hash(examples),
                 "n_clips": len(clips), "rate_extra": rate_extra, "seed": seed, "fit": report,
