@@ -280,16 +280,6 @@ def emergence(exp: Expectation, lens) -> Verdict:
                     reason=reason)
 
 
-def effective_labels(choices: list) -> float:
-    """exp(Shannon entropy) of the answers' label distribution: how many labels the answers really use
-    (1 = one constant answer, K = all K labels equally)."""
-    import numpy as np
-
-    _, counts = np.unique(np.asarray(choices, dtype=object).astype(str), return_counts=True)
-    p = counts / counts.sum()
-    return float(np.exp(-(p * np.log(p)).sum()))
-
-
 FAILED_GUARD = {     # how each failed check reads in the verdict line
     "at chance": "text-erased accuracy above chance",
     "not below chance": "text-erased accuracy below chance (answers against the label: damage)",
@@ -304,14 +294,8 @@ def answers_spread(erased: list, reference: list, alpha: float = 0.05) -> tuple[
     """(not degenerate, the line): degenerate ⇔ the erased answers use fewer labels' worth of entropy
     (``effective_labels``) than ``reference`` AND their label counts differ from the reference's (χ² test of
     homogeneity, scipy, at ``alpha``)."""
-    import numpy as np
-    from scipy.stats import chi2_contingency
-
-    labels = sorted({str(x) for x in [*erased, *reference]})
-    table = np.array([[sum(str(x) == lab for x in side) for lab in labels] for side in (erased, reference)])
-    table = table[:, table.sum(axis=0) > 0]
-    p = float(chi2_contingency(table).pvalue) if table.shape[1] > 1 else 1.0
-    e_eff, r_eff = effective_labels(erased), effective_labels(reference)
+    p = stats.label_homogeneity_p(erased, reference)
+    e_eff, r_eff = stats.effective_labels(erased), stats.effective_labels(reference)
     degenerate = e_eff < r_eff and p < alpha
     return not degenerate, (f"erased answers use {e_eff:.1f} labels' worth vs {r_eff:.1f} for a reader without the "
                             f"words (χ² p={p:.2g})")
@@ -366,9 +350,7 @@ def collapse(exp: Expectation, *, baseline: list[bool], text_erased: list[bool],
         d_lo, d_hi = wilson["deleted"]
         checks["text level"] = (d_lo <= chance, f"cascade with the concept's words deleted {acc['deleted']:.2f} "
                                                 f"[{d_lo:.2f}, {d_hi:.2f}]")
-    from scipy.stats import binomtest
-
-    p = float(binomtest(sum(text_erased), n, chance, alternative="greater").pvalue)
+    p = stats.binomial_p(sum(text_erased), n, chance, "greater")
     failed = [FAILED_GUARD[name] for name, (ok, _) in checks.items() if not ok]
     observed = "does not collapse" if failed else "collapses"
     shown = "; ".join(f"{'✓' if ok else '✗'} {name}: {text}" for name, (ok, text) in checks.items())
@@ -383,7 +365,7 @@ def collapse(exp: Expectation, *, baseline: list[bool], text_erased: list[bool],
     if text_deleted is not None:
         evidence.update(accuracy_text_deleted=acc["deleted"], accuracy_text_deleted_ci=list(wilson["deleted"]))
     if erased_choices is not None:
-        evidence["effective_labels_erased"] = effective_labels(erased_choices)
+        evidence["effective_labels_erased"] = stats.effective_labels(erased_choices)
     return _verdict(exp, observed, statistic="accuracy (text erased)", value=acc["text"], ci=(t_lo, t_hi), n=n,
                     p=p, p_method="binomial vs chance, one-sided", evidence=evidence, reason=reason)
 
@@ -392,38 +374,17 @@ def noise(exp: Expectation, *, llm: dict[str, list[bool]], cascade: dict[str, li
           clean: str = "clean", seed: int = 0) -> Verdict:
     """``llm``/``cascade``: condition key → per-item correctness (same items). Advantage = acc(llm) − acc(cascade);
     the change from ``clean`` to ``low`` gets a paired bootstrap CI over items (scipy)."""
-    import numpy as np
-    from scipy.stats import bootstrap
-
-    a = {c: np.asarray(v, float) for c, v in llm.items()}
-    b = {c: np.asarray(v, float) for c, v in cascade.items()}
-    n = len(a[clean])
-    adv = {c: float(a[c].mean() - b[c].mean()) for c in a}
-
-    def change(x_clean, y_clean, x_low, y_low, axis=-1):
-        return (x_low.mean(axis) - y_low.mean(axis)) - (x_clean.mean(axis) - y_clean.mean(axis))
-
-    def low_adv(x_low, y_low, axis=-1):
-        return x_low.mean(axis) - y_low.mean(axis)
-
-    kw = dict(paired=True, vectorized=True, n_resamples=2000, random_state=seed, method="percentile")
-    ch = bootstrap((a[clean], b[clean], a[low], b[low]), change, **kw).confidence_interval
-    la = bootstrap((a[low], b[low]), low_adv, **kw).confidence_interval
-    d = adv[low] - adv[clean]
-    if not math.isfinite(ch.high):
-        ch_hi = d
-    else:
-        ch_hi = float(ch.high)
+    res = stats.advantage_change(llm, cascade, low=low, clean=clean, seed=seed)
+    adv, d, (ch_lo, ch_hi), (la_lo, la_hi) = res.advantage, res.change, res.change_ci, res.low_advantage_ci
     shrinks = ch_hi < 0
-    reverses = shrinks and float(la.high) <= 0
+    reverses = shrinks and la_hi <= 0
     observed = "reverses" if reverses else "shrinks" if shrinks else "does not shrink"
     if exp.expected == "shrinks" and observed == "reverses":
         observed = "shrinks"          # a reversal is also a shrink; report the weaker claim that was asked
     reason = (f"speech-LLM − cascade accuracy {adv[clean]:+.3f} clean → {adv[low]:+.3f} at {low} "
-              f"(change CI [{float(ch.low):+.3f}, {ch_hi:+.3f}]; low-SNR advantage CI [{float(la.low):+.3f}, "
-              f"{float(la.high):+.3f}])")
-    return _verdict(exp, observed, statistic="Δadvantage", value=d, ci=(float(ch.low), ch_hi), n=n,
-                    evidence={"advantage": adv, "accuracy_llm": {c: float(v.mean()) for c, v in a.items()},
-                              "accuracy_cascade": {c: float(v.mean()) for c, v in b.items()},
-                              "low_advantage_ci": [float(la.low), float(la.high)]},
+              f"(change CI [{ch_lo:+.3f}, {ch_hi:+.3f}]; low-SNR advantage CI [{la_lo:+.3f}, {la_hi:+.3f}])")
+    return _verdict(exp, observed, statistic="Δadvantage", value=d, ci=(ch_lo, ch_hi), n=res.n,
+                    evidence={"advantage": adv, "accuracy_llm": res.accuracy_a, "accuracy_cascade": res.accuracy_b,
+                              "low_advantage_ci": [la_lo, la_hi]},
                     condition=f"{exp.thresholds.get('kind', 'noise')}", reason=reason)
+
