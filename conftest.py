@@ -63,7 +63,7 @@ def _add_claim_options(group) -> None:
 
 
 def _claim_params(config) -> dict[str, list]:
-    from harness import claims
+    from harness.claims.expectations import expectations, user_task_expectations
     from harness.evidence import split_mutant
     from harness.specs import load_specs
     from harness.tasks import claim_tasks
@@ -83,9 +83,9 @@ def _claim_params(config) -> dict[str, list]:
                                     "(mutations: flip<share>, permuted, noerase, fragile)")
         config._mutations[base] = mutation
     for model_id, spec in specs.items():
-        exps = claims.expectations(model_id, text_sufficient=text_sufficient, text_insufficient=text_insufficient,
-                                   controls=[s for s, info in tasks.items() if info.control])
-        exps += claims.user_task_expectations(model_id, **own)
+        exps = expectations(model_id, text_sufficient=text_sufficient, text_insufficient=text_insufficient,
+                            controls=[s for s, info in tasks.items() if info.control])
+        exps += user_task_expectations(model_id, **own)
         marks = [getattr(pytest.mark, spec.family), pytest.mark.xdist_group(model_id)]
         if not spec.offline:
             marks.append(pytest.mark.gpu if spec.loader != "api" else pytest.mark.api)
@@ -138,7 +138,7 @@ def judge(request, evidence, record_property):
             reason = f"{spec.id} is an API model: it has no matched cascade to compare with"
         if reason:
             pytest.skip(reason)
-        verdict = evidence.verdict(exp, all_tasks=request.config._agreement_tasks.get(exp.model, [exp.task]))
+        verdict = evidence.verdict(exp, peers=request.config._agreement_tasks.get(exp.model, [exp.task]))
         if exp.known_issue:       # reports can tell an expected failure from a new one
             verdict = dataclasses.replace(verdict, evidence={**verdict.evidence, "known_issue": exp.known_issue})
         request.node._cascade_verdict = (verdict, evidence.curves.get(exp.model, {}))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import claims
+from harness.claims.expectations import Expectation, expectations
 from harness.evidence import Evidence, split_mutant
 from harness.runner import Runner
 
@@ -11,9 +11,9 @@ ITEMS = 4
 
 
 def _exp(claim, task, expected, model="ref-cascade"):
-    e = next(x for x in claims.expectations("some-new-model", text_sufficient=[task], text_insufficient=[])
+    e = next(x for x in expectations("some-new-model", text_sufficient=[task], text_insufficient=[])
              if x.claim == claim)
-    return claims.Expectation(model, task, claim, expected, e.thresholds, {}, "test")
+    return Expectation(model, task, claim, expected, e.thresholds, {}, "test")
 
 
 @pytest.fixture
@@ -32,16 +32,16 @@ def test_split_mutant():
 
 
 def test_answers_are_inferred_once_per_run_and_then_come_from_disk(evidence, tmp_cache):
-    v1 = evidence.verdict(_exp("agreement", "sentiment", "equivalent"), all_tasks=["sentiment"])
+    v1 = evidence.verdict(_exp("agreement", "sentiment", "equivalent"), peers=["sentiment"])
     counts = dict(evidence.runner.inferences)
     llm, casc = evidence.speech_llm("ref-cascade"), evidence.cascade("ref-cascade")
     assert counts[llm.name] == ITEMS and counts[casc.name] == ITEMS       # + the oracle ceiling's backbone pass
-    v2 = evidence.verdict(_exp("agreement", "sentiment", "divergent"), all_tasks=["sentiment"])
+    v2 = evidence.verdict(_exp("agreement", "sentiment", "divergent"), peers=["sentiment"])
     evidence.answers("ref-cascade", "sentiment")
     assert dict(evidence.runner.inferences) == counts                   # nothing inferred twice
     assert (v1.value, v1.ci, v1.p) == (v2.value, v2.ci, v2.p)
     fresh = Evidence(items=ITEMS, runner=Runner(progress=False))        # a rerun: disk cache, identical verdict
-    v3 = fresh.verdict(_exp("agreement", "sentiment", "equivalent"), all_tasks=["sentiment"])
+    v3 = fresh.verdict(_exp("agreement", "sentiment", "equivalent"), peers=["sentiment"])
     assert sum(fresh.runner.inferences.values()) == 0 and v3 == v1
 
 

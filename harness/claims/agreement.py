@@ -1,0 +1,75 @@
+"""Claim 1, agreement: the speech-LLM answers like its matched cascade — or diverges where it should.
+
+equivalent ⇔ κ's lower CI bound ≥ κ_min and McNemar not significant after BH-FDR across the model's tasks;
+divergent ⇔ κ's upper bound < κ_max or McNemar significant; otherwise inconclusive (more items needed). Beside
+it the verdict carries error overlap and the ceiling (cascade vs the same backbone reading the gold text).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from harness import stats
+from harness.claims.expectations import Expectation, number
+from harness.verdict import Verdict
+
+OUTCOMES = ("equivalent", "divergent")
+THRESHOLDS = {"kappa_min": number(-1, 1), "kappa_max": number(-1, 1), "alpha": number(0, 1, open_lo=True,
+                                                                                     open_hi=True)}
+
+
+def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
+    """``peers``: the model's agreement expectations (or their task names), the FDR family of McNemar tests."""
+    family = sorted({p if isinstance(p, str) else p.task for p in peers} | {exp.task})
+    tests = {t: _stats(evidence, exp.model, t)[1] for t in family}
+    adjusted = dict(zip(family, stats.adjust_pvalues([tests[t].p_value for t in family], "fdr_bh")))
+    kappa, test, overlap, ceil = _stats(evidence, exp.model, exp.task)
+    v = decide(exp, kappa, float(adjusted[exp.task]), test, ceiling=ceil, overlap=overlap,
+               p_method=f"McNemar exact, BH over {len(family)} task(s)")
+    if kappa.constant_rater:        # a = the speech-LLM's answers, b = the cascade's (see _stats)
+        who = {"a": "speech-LLM", "b": "cascade"}[kappa.constant_rater]
+        v = dataclasses.replace(v, evidence={**v.evidence, "constant_rater": who})
+    return v
+
+
+def _stats(evidence, model_id: str, task_name: str):
+    """(κ, McNemar, error overlap, ceiling) of one task, once per session: every task's verdict needs the family's."""
+    def compute():
+        task = evidence.task(task_name)
+        llm, casc = evidence.answers(model_id, task_name)
+        a, b = [x.choice for x in llm], [x.choice for x in casc]
+        k = len(task.labels) if task.kind == "classification" else len(task.items[0].options)
+        kappa = stats.agreement(a, b, seed=evidence.seed, n_categories=k)
+        test = stats.mcnemar([x.correct for x in llm], [x.correct for x in casc])
+        overlap = stats.error_overlap(a, b, [it.label for it in evidence.task_items(model_id, task_name)])
+        oracle = [x.choice for x in evidence.oracle_answers(model_id, task_name)]
+        ceil = stats.ceiling(a, b, oracle, seed=evidence.seed)
+        return kappa, test, overlap, ceil
+
+    return evidence.memo(("agreement", model_id, task_name), compute)
+
+
+def decide(exp: Expectation, kappa, mcnemar_p_adjusted: float, mcnemar, *, ceiling=None, overlap=None,
+           p_method: str = "McNemar exact, BH") -> Verdict:
+    """``kappa``: stats.Agreement; ``mcnemar``: stats.McNemar; the p-value already FDR-adjusted across tasks."""
+    k_min, k_max, alpha = exp.thresholds["kappa_min"], exp.thresholds["kappa_max"], exp.thresholds["alpha"]
+    significant = mcnemar_p_adjusted < alpha
+    if kappa.reason:
+        observed, reason = "inconclusive", f"κ undefined: {kappa.reason}"
+    elif kappa.ci_low >= k_min and not significant:
+        observed, reason = "equivalent", f"lower bound {kappa.ci_low:.2f} ≥ κ_min {k_min:.2f}, McNemar n.s."
+    elif kappa.ci_high < k_max or significant:
+        why = [f"upper bound {kappa.ci_high:.2f} < κ_max {k_max:.2f}"] if kappa.ci_high < k_max else []
+        why += [f"McNemar significant (b={mcnemar.b}, c={mcnemar.c})"] if significant else []
+        observed, reason = "divergent", " and ".join(why)
+    else:
+        observed, reason = "inconclusive", (f"CI [{kappa.ci_low:.2f}, {kappa.ci_high:.2f}] straddles "
+                                            f"κ_min {k_min:.2f}/κ_max {k_max:.2f}; more items needed")
+    evidence = {"raw_agreement": kappa.raw, "ac1": kappa.ac1, "ci_method": kappa.method,
+                "mcnemar_b": mcnemar.b, "mcnemar_c": mcnemar.c, "mcnemar_p_raw": mcnemar.p_value}
+    if ceiling is not None:
+        evidence.update(ceiling_kappa=ceiling.kappa_ceiling, ceiling_delta=ceiling.delta,
+                        ceiling_delta_ci=[ceiling.ci_low, ceiling.ci_high])
+    if overlap is not None and not overlap.reason:
+        evidence.update(error_overlap=overlap.overlap, error_overlap_ci=[overlap.ci_low, overlap.ci_high])
+    return exp.verdict(observed, statistic="κ", value=kappa.kappa, ci=(kappa.ci_low, kappa.ci_high), n=kappa.n,
+                       p=mcnemar_p_adjusted, p_method=p_method, evidence=evidence, reason=reason)
