@@ -7,6 +7,7 @@ it the verdict carries error overlap and the ceiling (cascade vs the same backbo
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from harness import stats
 from harness.claims.expectations import Expectation, number
@@ -73,3 +74,43 @@ def decide(exp: Expectation, kappa, mcnemar_p_adjusted: float, mcnemar, *, ceili
         evidence.update(error_overlap=overlap.overlap, error_overlap_ci=[overlap.ci_low, overlap.ci_high])
     return exp.verdict(observed, statistic="κ", value=kappa.kappa, ci=(kappa.ci_low, kappa.ci_high), n=kappa.n,
                        p=mcnemar_p_adjusted, p_method=p_method, evidence=evidence, reason=reason)
+
+
+# -- the report: its figure ----------------------------------------------------------------------------
+FIGURE_TITLE = "κ per task, with CIs, beside the paper's values"
+
+
+def figure(verdicts, curves: dict) -> Figure | None:
+    """Forest plot: κ with its CI per model × task (green passed, red failed), the paper's value as ◇,
+    κ_min / κ_max thresholds as short grey ticks."""
+    from matplotlib.figure import Figure
+
+    from harness.report.plots import CONTROL, FAIL, PAPER, PASS
+
+    rows = sorted((v for v in verdicts if v.claim == "agreement"), key=lambda v: (v.model, v.task, v.condition))
+    if not rows:
+        return None
+    fig = Figure(figsize=(8, 0.9 + 0.32 * len(rows)), layout="constrained")
+    ax = fig.subplots()
+    for y, v in enumerate(rows):
+        color = PASS if v.passed else FAIL
+        if v.ci and not any(math.isnan(x) for x in v.ci):
+            ax.plot(v.ci, [y, y], color=color, lw=2)
+        ax.plot([v.value], [y], "o", color=color, ms=6)
+        if v.paper.get("value") is not None:
+            ax.plot([v.paper["value"]], [y], "D", mfc="none", mec=PAPER, ms=7)
+        for name in ("kappa_min", "kappa_max"):
+            if isinstance(v.thresholds.get(name), (int, float)):
+                ax.plot([v.thresholds[name]] * 2, [y - 0.35, y + 0.35], color=CONTROL, lw=1.5)
+    ax.set_yticks(range(len(rows)), [f"{v.model} / {v.task}" + ("" if v.condition == "clean" else f" / {v.condition}")
+                                     for v in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(min(-0.1, *[v.value for v in rows if not math.isnan(v.value)]) - 0.05, 1.02)
+    ax.set_xlabel("Cohen's κ, speech-LLM vs matched cascade (95% CI)")
+    ax.plot([], [], "o", color=PASS, label="passed")
+    ax.plot([], [], "o", color=FAIL, label="failed")
+    ax.plot([], [], "D", mfc="none", mec=PAPER, label="paper")
+    ax.plot([], [], "|", color=CONTROL, label="threshold")
+    fig.legend(loc="outside lower center", fontsize=8, ncols=4)
+    ax.grid(axis="x", alpha=0.3)
+    return fig

@@ -11,11 +11,20 @@ import dataclasses
 
 from harness import stats
 from harness.claims.expectations import Expectation, number
+from harness.report.schema import CI, COUNT, NUM
 from harness.verdict import Verdict
 
 OUTCOMES = ("collapses", "does not collapse")
 THRESHOLDS = {"delta": number(0, 1)}
+# The report curve, ``curves[model]["collapse"][task]``: accuracy under each erasure (text-deleted: the cascade).
+ERASURES = ("baseline", "text", "random", "acoustic", "damage-matched", "text-deleted")
 ERASURE_NAMES = {"none": "baseline", "energy": "acoustic", "damage": "damage-matched"}   # probe key → curve key
+CURVE_SCHEMA = {"type": "object", "required": ["accuracy"], "additionalProperties": False,
+                "properties": {"accuracy": {"type": "object", "required": ["baseline", "text"],
+                                            "propertyNames": {"enum": list(ERASURES)}, "additionalProperties": NUM},
+                               "ci": {"type": "object", "propertyNames": {"enum": list(ERASURES)},
+                                      "additionalProperties": CI},
+                               "chance": NUM, "n": COUNT}}
 
 
 def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
@@ -26,7 +35,7 @@ def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
     items = {it.id: it for it in evidence.task_items(exp.model, exp.task)}
     gold = [items[i].label for i in res.split["eval"]]
     correct = {k: [c == g for c, g in zip(v, gold)] for k, v in res.choices.items()}
-    curve = evidence.curve(exp.model, "erasure")[exp.task] = {
+    curve = evidence.curve(exp.model, "collapse")[exp.task] = {
         "accuracy": {ERASURE_NAMES.get(k, k): sum(c) / len(c) for k, c in correct.items()},
         "chance": task.chance, "n": len(gold)}
     extra = {}
@@ -133,3 +142,42 @@ def decide(exp: Expectation, *, baseline: list[bool], text_erased: list[bool], r
         evidence["effective_labels_erased"] = stats.effective_labels(erased_choices)
     return exp.verdict(observed, statistic="accuracy (text erased)", value=acc["text"], ci=(t_lo, t_hi), n=n,
                        p=p, p_method="binomial vs chance, one-sided", evidence=evidence, reason=reason)
+
+
+# -- the report: its figure ----------------------------------------------------------------------------
+FIGURE_TITLE = "Accuracy under text / random / acoustic erasure (LEACE)"
+ERASURE_COLORS = {"baseline": "#0969da", "text": "#cf222e", "random": "#8c959f", "acoustic": "#bf8700",
+                  "damage-matched": "#57606a", "text-deleted": "#8250df"}   # text-deleted: the cascade
+
+
+def figure(verdicts, curves: dict) -> Figure | None:
+    """Per model: accuracy per task at baseline and with the text / a random / the acoustic subspace erased
+    (LEACE); chance as a dotted line."""
+    from harness.report import plots
+
+    models = sorted(m for m, c in curves.items() if c.get("collapse"))
+    if not models:
+        return None
+    fig, axes = plots.grid(len(models))
+    for ax, model in zip(axes, models):
+        tasks = sorted(curves[model]["collapse"])
+        width = 0.8 / len(ERASURE_COLORS)
+        for j, cond in enumerate(ERASURE_COLORS):
+            bars = [(i + (j - (len(ERASURE_COLORS) - 1) / 2) * width, c["accuracy"][cond], (c.get("ci") or {}).get(cond))
+                    for i, task in enumerate(tasks) for c in [curves[model]["collapse"][task]]
+                    if c["accuracy"].get(cond) is not None]
+            ax.bar([x for x, _, _ in bars], [y for _, y, _ in bars], width, color=ERASURE_COLORS[cond],
+                   label=cond if model == models[0] else None)
+            for x, y, ci in bars:
+                if ci and None not in ci:
+                    ax.errorbar([x], [y], yerr=[[max(y - ci[0], 0)], [max(ci[1] - y, 0)]], color="black",
+                                capsize=2, lw=0.8)
+        for i, task in enumerate(tasks):
+            chance = curves[model]["collapse"][task].get("chance")
+            if chance is not None:
+                ax.plot([i - 0.45, i + 0.45], [chance] * 2, ":", color="black", lw=1)
+        ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
+        ax.set(title=model, ylabel="accuracy", ylim=(0, 1.05))
+    fig.legend(loc="outside lower center", ncols=6, fontsize=8,
+               title="erased (dotted: chance; text-deleted: the cascade with the concept's words deleted)")
+    return fig

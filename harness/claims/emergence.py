@@ -6,16 +6,22 @@ mismatched-transcript control has a paired CI above 0, and the precision is ≥ 
 from __future__ import annotations
 
 from harness.claims.expectations import Expectation, number
+from harness.report.schema import CIS, COUNT, NUMS
 from harness.verdict import Verdict
 
 OUTCOMES = ("emergent", "not emergent")
 THRESHOLDS = {"precision_min": number(0, 1)}
+# The report curve, ``curves[model]["emergence"][task]``: the lens per layer beside its control.
+CURVE_SCHEMA = {"type": "object", "required": ["layers", "precision", "control"], "additionalProperties": False,
+                "properties": {"layers": {"type": "array", "items": {"type": "integer"}}, "precision": NUMS,
+                               "control": NUMS, "precision_ci": CIS, "control_ci": CIS, "n": COUNT}}
+SAME_LENGTH = ("layers", "precision", "control", "precision_ci", "control_ci")
 
 
 def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
     lens = evidence.lens(exp.model, exp.task)
     d = lens.to_dict()
-    evidence.curve(exp.model, "lens")[exp.task] = {
+    evidence.curve(exp.model, "emergence")[exp.task] = {
         "layers": d["layers"], "precision": d["precision"]["mean"], "control": d["control"]["mean"],
         "precision_ci": [list(x) for x in zip(d["precision"]["ci_low"], d["precision"]["ci_high"])],
         "control_ci": [list(x) for x in zip(d["control"]["ci_low"], d["control"]["ci_high"])]}
@@ -60,3 +66,29 @@ def decide(exp: Expectation, lens) -> Verdict:
                                  "difference_ci": [diff["ci_low"][i], diff["ci_high"][i]], "layers": layers,
                                  "precision": prec["mean"], "control_curve": ctrl["mean"]},
                        reason=reason)
+
+
+# -- the report: its figure ----------------------------------------------------------------------------
+FIGURE_TITLE = "Logit-lens precision per layer vs mismatched control"
+
+
+def figure(verdicts, curves: dict) -> Figure | None:
+    """Per model: logit-lens bag-of-tokens precision per layer for each task (solid) vs its mismatched
+    control (dashed, same colour)."""
+    from harness.report import plots
+
+    models = sorted(m for m, c in curves.items() if c.get("emergence"))
+    if not models:
+        return None
+    fig, axes = plots.grid(len(models))
+    for ax, model in zip(axes, models):
+        for i, (task, c) in enumerate(sorted(curves[model]["emergence"].items())):
+            color = f"C{i}"
+            ax.plot(c["layers"], c["precision"], "-o", color=color, ms=3, label=task)
+            ax.plot(c["layers"], c["control"], "--", color=color, alpha=0.7)
+            plots.band(ax, c["layers"], c.get("precision_ci"), color)
+        ax.plot([], [], "--", color=plots.CONTROL, label="control")
+        ax.set(title=model, xlabel="layer", ylabel="lens precision")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
+    return fig

@@ -11,6 +11,7 @@ import dataclasses
 from harness import stats
 from harness.audio import Condition
 from harness.claims.expectations import Expectation
+from harness.report.schema import CIS, COUNT, NUMS
 from harness.verdict import Verdict
 
 OUTCOMES = ("reverses", "shrinks", "does not shrink")
@@ -25,6 +26,19 @@ def _kinds(v):
 
 
 THRESHOLDS = {"kinds": _kinds}
+# The report curve, ``curves[model]["noise"][task][kind]``: both systems' accuracy along the SNR grid.
+NOISES = ("white", "babble", "pink")
+SERIES_SCHEMA = {"type": "object", "required": ["snr", "speech_llm", "cascade"], "additionalProperties": False,
+                 "properties": {"snr": {"type": "array", "items": {"anyOf": [{"const": "clean"}, {"type": "number"}]}},
+                                "speech_llm": NUMS, "cascade": NUMS, "speech_llm_ci": CIS, "cascade_ci": CIS,
+                                "n": COUNT}}
+CURVE_SCHEMA = {"type": "object", "propertyNames": {"enum": list(NOISES)}, "additionalProperties": SERIES_SCHEMA}
+SAME_LENGTH = ("snr", "speech_llm", "cascade", "speech_llm_ci", "cascade_ci")
+
+
+def series(curve: dict):
+    """(where, series) of one task's curve whose ``SAME_LENGTH`` lists must agree: one per noise kind."""
+    return [(f".{kind}", s) for kind, s in curve.items()]
 
 
 def expand(exp: Expectation) -> list[Expectation]:
@@ -82,3 +96,39 @@ def decide(exp: Expectation, *, llm: dict[str, list[bool]], cascade: dict[str, l
                        evidence={"advantage": adv, "accuracy_llm": res.accuracy_a, "accuracy_cascade": res.accuracy_b,
                                  "low_advantage_ci": [la_lo, la_hi]},
                        condition=f"{exp.thresholds.get('kind', 'noise')}", reason=reason)
+
+
+# -- the report: its figure ----------------------------------------------------------------------------
+FIGURE_TITLE = "Accuracy vs SNR: speech-LLM and matched cascade"
+
+
+def figure(verdicts, curves: dict) -> Figure | None:
+    """One row per model, one column per noise kind: accuracy vs SNR of the speech-LLM (solid) and its
+    cascade (dashed), one colour per task; "clean" is drawn to the right of the highest SNR."""
+    from harness.report import plots
+
+    rows = [(m, kind) for m, c in sorted(curves.items()) for kind in NOISES
+            if any(kind in t for t in c.get("noise", {}).values())]
+    if not rows:
+        return None
+    fig, axes = plots.grid(len(rows), ncols=2)
+    for ax, (model, kind) in zip(axes, rows):
+        ticks = {}
+        for i, (task, by_kind) in enumerate(sorted(curves[model]["noise"].items())):
+            s = by_kind.get(kind)
+            if not s:
+                continue
+            numeric = [x for x in s["snr"] if x != "clean"]
+            clean_x = (max(numeric) if numeric else 0) + 10
+            xs = [clean_x if x == "clean" else x for x in s["snr"]]
+            ticks.update({x: ("clean" if x == clean_x else f"{x:g}") for x in xs})
+            order = sorted(range(len(xs)), key=lambda k: xs[k])
+            for series, style in (("speech_llm", "-o"), ("cascade", "--s")):
+                ax.plot([xs[k] for k in order], [s[series][k] for k in order], style, color=f"C{i}", ms=3,
+                        label=f"{task} {series.replace('_', '-')}")
+                if s.get(f"{series}_ci"):
+                    plots.band(ax, [xs[k] for k in order], [s[f"{series}_ci"][k] for k in order], f"C{i}")
+        ax.set_xticks(list(ticks), list(ticks.values()))
+        ax.set(title=f"{model} — {kind} noise", xlabel="SNR (dB)", ylabel="accuracy")
+        ax.legend(fontsize=7)
+    return fig
