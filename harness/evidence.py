@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from harness.audio import Condition
-from harness.claims import claim
+from harness.claims.registry import claim
 from harness.runner import Runner
 from harness.tasks import Task, load_task
 from harness.verdict import Verdict

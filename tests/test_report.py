@@ -5,7 +5,8 @@ import re
 import pytest
 
 from harness.__main__ import main
-from harness.claims import NAMES, agreement, emergence, noise
+from harness.claims import agreement, emergence, noise
+from harness.claims.registry import NAMES
 from harness.report.record import RunRecord, build_record
 from harness.report.render import markdown, write_reports
 from tests.test_record import agreement_verdict, sample_record

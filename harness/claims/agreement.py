@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 from harness import stats
-from harness.claims.expectations import Expectation, number
-from harness.verdict import Verdict
+from harness.claims.checks import number
+
+if TYPE_CHECKING:
+    from harness.claims.expectations import Expectation
+    from harness.verdict import Verdict
 
 OUTCOMES = ("equivalent", "divergent")
 THRESHOLDS = {"kappa_min": number(-1, 1), "kappa_max": number(-1, 1), "alpha": number(0, 1, open_lo=True,

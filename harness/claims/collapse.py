@@ -8,11 +8,15 @@ with the concept's words deleted falls to chance too (``decide``).
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from harness import stats
-from harness.claims.expectations import Expectation, number
+from harness.claims.checks import number
 from harness.report.schema import CI, COUNT, NUM
-from harness.verdict import Verdict
+
+if TYPE_CHECKING:
+    from harness.claims.expectations import Expectation
+    from harness.verdict import Verdict
 
 OUTCOMES = ("collapses", "does not collapse")
 THRESHOLDS = {"delta": number(0, 1)}

@@ -5,9 +5,14 @@ mismatched-transcript control has a paired CI above 0, and the precision is ≥ 
 """
 from __future__ import annotations
 
-from harness.claims.expectations import Expectation, number
+from typing import TYPE_CHECKING
+
+from harness.claims.checks import number
 from harness.report.schema import CIS, COUNT, NUMS
-from harness.verdict import Verdict
+
+if TYPE_CHECKING:
+    from harness.claims.expectations import Expectation
+    from harness.verdict import Verdict
 
 OUTCOMES = ("emergent", "not emergent")
 THRESHOLDS = {"precision_min": number(0, 1)}

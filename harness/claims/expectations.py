@@ -8,12 +8,12 @@ the paper or from statistics, never fitted to our own fixtures.
 """
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.claims import NAMES, claim, expand
+from harness.claims.checks import number, text
+from harness.claims.registry import NAMES, claim, expand
 from harness.verdict import Verdict
 
 CLAIMS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "claims"
@@ -21,22 +21,6 @@ CLAIMS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "claims"
 
 class ClaimsFileError(ValueError):
     """A claims file is malformed; the message names the file and the entry."""
-
-
-# -- checks of what a threshold or an entry field may hold (at load, naming file and field) -----------------------
-def number(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False):
-    """A check that the value is a finite number in [lo, hi] (or an open side)."""
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return f"must be a number, got {v!r}"
-        if v < lo or v > hi or (open_lo and v == lo) or (open_hi and v == hi):
-            return f"must be in {'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}, got {v!r}"
-        return None
-    return check
-
-
-def text(v):
-    return None if isinstance(v, str) and v.strip() else f"must be a non-empty string, got {v!r}"
 
 
 # paper: the paper's number; seed: what the seed summary said (text); tier: N/S/A (../shared/PAPER.md)

@@ -7,12 +7,15 @@ test per noise kind (``expand``): ``test_noise[model/task/white]``.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from harness import stats
 from harness.audio import Condition
-from harness.claims.expectations import Expectation
 from harness.report.schema import CIS, COUNT, NUMS
-from harness.verdict import Verdict
+
+if TYPE_CHECKING:
+    from harness.claims.expectations import Expectation
+    from harness.verdict import Verdict
 
 OUTCOMES = ("reverses", "shrinks", "does not shrink")
 NOISE_GRID = (20, 10, 5, 0)        # dB, besides clean (the paper's range: clean down to 0 dB); claims may narrow it

@@ -43,7 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.cache import atomic_write_bytes
-from harness.claims import NAMES as CLAIMS, claim
+from harness.claims.registry import NAMES as CLAIMS, claim
 from harness.report.schema import CI as _ci, COUNT as _count, NUM as _num, STR as _str
 from harness.verdict import Verdict
 

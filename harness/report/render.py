@@ -10,7 +10,7 @@ import html as _html
 import re
 from pathlib import Path
 
-from harness.claims import NAMES, claim
+from harness.claims.registry import NAMES, claim
 from harness.report import plots
 from harness.report.diff import ORDER, Diff, baseline_for, compare
 from harness.report.record import RECORD_FILENAME, RunRecord
