@@ -211,7 +211,8 @@ def test_a_version_1_record_reads_with_its_curves_under_the_claims_names(record,
     assert old.schema_version == 2 and old.curves == record.curves and old.verdicts == record.verdicts
     data["schema_version"] = 2                     # a version 2 record knows only the claims' names
     path.write_text(json.dumps(data))
-    with pytest.raises(RecordError, match=r"curves\.[^:]+: Additional properties are not allowed \('erasure', 'lens' were"):
+    with pytest.raises(RecordError,
+                       match=r"curves\.[^:]+: Additional properties are not allowed \('erasure', 'lens' were"):
         RunRecord.load(path)
 
 
