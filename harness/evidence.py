@@ -89,15 +89,25 @@ class Evidence:
 
         return REFERENCE_ITEMS if get_spec(model_id).offline else None
 
-    def task_items(self, model_id: str, name: str):
-        return self.task(name).subset(self.n_items(model_id))
+    def claim_items(self, exp) -> int | None:
+        """Items for one expectation: its own ``items`` (a control sized from the effect it must show; 0 or absent:
+        the model's default, ``n_items``), capped by ``items`` (``--items``). Every claim sizes its items here."""
+        own = exp.thresholds.get("items") or None
+        if own is None:
+            return self.n_items(exp.model)
+        return min(own, self.items) if self.items is not None else own
+
+    def task_items(self, model_id: str, name: str, items: int | None = None):
+        """The label-balanced first ``items`` of the task (default: the model's, ``n_items``); subsets are nested,
+        so a smaller one shares every answer with a larger one."""
+        return self.task(name).subset(items or self.n_items(model_id))
 
     # -- answers -------------------------------------------------------------------------------------------
     def answers(self, model_id: str, task_name: str, condition: str = "clean", items: int | None = None):
-        """(speech-LLM answers, matched-cascade answers) on the same items under ``condition`` (``items``: a
-        smaller label-balanced subset than the model's default; subsets are nested, so answers are shared)."""
+        """(speech-LLM answers, matched-cascade answers) on the same items under ``condition`` (``items``: see
+        ``task_items``)."""
         task = self.task(task_name)
-        items = task.subset(items) if items else self.task_items(model_id, task_name)
+        items = self.task_items(model_id, task_name, items)
         llm = self.speech_llm(model_id)
         if hasattr(llm, "flip"):      # the mutant reuses the wrapped model's answers
             inner = self.runner.answers(llm.inner, task, items, condition)
@@ -111,13 +121,13 @@ class Evidence:
             llm_answers = [fragile.flip(task, it, a) for it, a in zip(items, llm_answers)]
         return llm_answers, self.runner.answers(self.cascade(model_id), task, items, condition)
 
-    def oracle_answers(self, model_id: str, task_name: str):
+    def oracle_answers(self, model_id: str, task_name: str, items: int | None = None):
         """The matched backbone reading the gold text: the ceiling's second cascade (perfect ASR)."""
         from harness.systems.cascade import Cascade
 
         casc = self.cascade(model_id)
         oracle = Cascade(None, casc.backbone, oracle=True, name=f"oracle[{model_id}]")
-        return self.runner.answers(oracle, self.task(task_name), self.task_items(model_id, task_name))
+        return self.runner.answers(oracle, self.task(task_name), self.task_items(model_id, task_name, items))
 
     # -- claims --------------------------------------------------------------------------------------------
     def verdict(self, exp, *, peers: list | None = None) -> Verdict:
@@ -143,25 +153,33 @@ class Evidence:
         llm = self.speech_llm(model_id)
         return getattr(llm, "inner", llm)
 
-    @functools.cache
-    def lens(self, model_id: str, task_name: str):
-        """Logit-lens precision per layer vs the mismatched-transcript control, on the claim's items."""
+    def lens(self, model_id: str, task_name: str, items: int | None = None):
+        """Logit-lens precision per layer vs the mismatched-transcript control, on the claim's items (once per
+        session)."""
+        items = items or self.n_items(model_id)
+        return self.memo(("lens", model_id, task_name, items), lambda: self._lens(model_id, task_name, items))
+
+    def _lens(self, model_id: str, task_name: str, items: int | None):
         from harness.probes.lens import logit_lens
 
-        task, items = self.task(task_name), self.task_items(model_id, task_name)
+        task, items = self.task(task_name), self.task_items(model_id, task_name, items)
         audios = [self.runner.audio(task, it, Condition()) for it in items]
         return logit_lens(self._probe_target(model_id), task, items, audios, seed=self.seed)
 
-    @functools.cache
     def erasure(self, model_id: str, task_name: str, layers: str = "paper", words: str = "frequent",
-                guarded: bool = False):
+                guarded: bool = False, items: int | None = None):
         """LEACE text/random/energy erasure: erasers fitted on training-split items, evaluated on the claim's items
         (disjoint by construction); baseline answers are the runner's cached plain answers. ``layers``: "paper"
         (``probes.leace.paper_layers``) or "input" (entry 0 only); ``words``: the text concept's words
-        (``probes.leace.text_concept``); ``guarded``: also the damage-matched control."""
+        (``probes.leace.text_concept``); ``guarded``: also the damage-matched control. Once per session."""
+        items = items or self.n_items(model_id)
+        key = ("erasure", model_id, task_name, layers, words, guarded, items)
+        return self.memo(key, lambda: self._erasure(model_id, task_name, layers, words, guarded, items))
+
+    def _erasure(self, model_id: str, task_name: str, layers: str, words: str, guarded: bool, items: int | None):
         from harness.probes.leace import leace_experiment
 
-        task, items = self.task(task_name), self.task_items(model_id, task_name)
+        task, items = self.task(task_name), self.task_items(model_id, task_name, items)
         fit = task.train[: self.fit_items] if task.train else ()
         if not fit:
             raise ValueError(f"{task_name}: LEACE needs fitting items disjoint from the evaluation items; "
@@ -176,9 +194,9 @@ class Evidence:
                                 **({"top_k": top_k} if top_k else {}), damage_matched=guarded,
                                 noop_text=self.mutations.get(model_id) == "noerase")
 
-    def deleted_words_answers(self, model_id: str, task_name: str, words: tuple[str, ...]):
+    def deleted_words_answers(self, model_id: str, task_name: str, words: tuple[str, ...], items: int | None = None):
         """The matched cascade reading its transcripts with ``words`` deleted (the collapse claim's text level)."""
         from harness.systems.deleted_words import WordsDeletedCascade
 
         system = WordsDeletedCascade(self.cascade(model_id), words)
-        return self.runner.answers(system, self.task(task_name), self.task_items(model_id, task_name))
+        return self.runner.answers(system, self.task(task_name), self.task_items(model_id, task_name, items))

@@ -55,6 +55,8 @@ def test_a_paper_model_keeps_paper_value_tier_and_seed_visible():
     ('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", known_issue = 5 }\n',
      "known_issue must be a non-empty string"),
     ('model = "x"\n[tasks.topik]\nagreement = "equivalent"\n', "x.toml [tasks.topik]: unknown task 'topik'; known: "),
+    ('model = "x"\n[tasks.topic]\ncollapse = { expected = "collapses", items = -4 }\n',
+     "x.toml [tasks.topic]: collapse: items must be a whole number ≥ 0, got -4"),
 ])
 def test_bad_claims_files_name_the_file_and_the_problem(tmp_path, body, message):
     (tmp_path / "defaults.toml").write_text((CLAIMS_DIR / "defaults.toml").read_text())
@@ -74,6 +76,14 @@ def test_bad_default_thresholds_name_the_table_and_field(tmp_path, line, message
     (tmp_path / "defaults.toml").write_text(defaults.replace(line, bad, 1))
     with pytest.raises(ClaimsFileError, match=r"defaults.toml \[thresholds.agreement\]: " + re.escape(message)):
         load_defaults(tmp_path)
+
+
+def test_any_claim_may_size_its_items_and_only_an_entry_that_does_carries_them(tmp_path):
+    (tmp_path / "defaults.toml").write_text((CLAIMS_DIR / "defaults.toml").read_text())
+    (tmp_path / "x.toml").write_text('model = "x"\n[tasks.topic]\nagreement = { expected = "equivalent", items = 40 }\n'
+                                     'emergence = "emergent"\n')
+    by = {e.claim: e for e in expectations("x", text_sufficient=TS, text_insufficient=TI, directory=tmp_path)}
+    assert by["agreement"].thresholds["items"] == 40 and "items" not in by["emergence"].thresholds
 
 
 def test_per_entry_threshold_override(tmp_path):

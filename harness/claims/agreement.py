@@ -23,11 +23,17 @@ THRESHOLDS = {"kappa_min": number(-1, 1), "kappa_max": number(-1, 1), "alpha": n
 
 
 def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
-    """``peers``: the model's agreement expectations (or their task names), the FDR family of McNemar tests."""
-    family = sorted({p if isinstance(p, str) else p.task for p in peers} | {exp.task})
-    tests = {t: _stats(evidence, exp.model, t)[1] for t in family}
+    """``peers``: the model's agreement expectations (or their task names), the FDR family of McNemar tests; each
+    task on its own expectation's items (``Evidence.claim_items``)."""
+    sizes = {exp.task: evidence.claim_items(exp)}
+    for p in peers:
+        task = p if isinstance(p, str) else p.task
+        if task not in sizes:
+            sizes[task] = evidence.n_items(exp.model) if isinstance(p, str) else evidence.claim_items(p)
+    family = sorted(sizes)
+    tests = {t: _stats(evidence, exp.model, t, sizes[t])[1] for t in family}
     adjusted = dict(zip(family, stats.adjust_pvalues([tests[t].p_value for t in family], "fdr_bh")))
-    kappa, test, overlap, ceil = _stats(evidence, exp.model, exp.task)
+    kappa, test, overlap, ceil = _stats(evidence, exp.model, exp.task, sizes[exp.task])
     v = decide(exp, kappa, float(adjusted[exp.task]), test, ceiling=ceil, overlap=overlap,
                p_method=f"McNemar exact, BH over {len(family)} task(s)")
     if kappa.constant_rater:        # a = the speech-LLM's answers, b = the cascade's (see _stats)
@@ -36,21 +42,21 @@ def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
     return v
 
 
-def _stats(evidence, model_id: str, task_name: str):
+def _stats(evidence, model_id: str, task_name: str, items: int | None):
     """(κ, McNemar, error overlap, ceiling) of one task, once per session: every task's verdict needs the family's."""
     def compute():
         task = evidence.task(task_name)
-        llm, casc = evidence.answers(model_id, task_name)
+        llm, casc = evidence.answers(model_id, task_name, items=items)
         a, b = [x.choice for x in llm], [x.choice for x in casc]
         k = len(task.labels) if task.kind == "classification" else len(task.items[0].options)
         kappa = stats.agreement(a, b, seed=evidence.seed, n_categories=k)
         test = stats.mcnemar([x.correct for x in llm], [x.correct for x in casc])
-        overlap = stats.error_overlap(a, b, [it.label for it in evidence.task_items(model_id, task_name)])
-        oracle = [x.choice for x in evidence.oracle_answers(model_id, task_name)]
+        overlap = stats.error_overlap(a, b, [it.label for it in evidence.task_items(model_id, task_name, items)])
+        oracle = [x.choice for x in evidence.oracle_answers(model_id, task_name, items)]
         ceil = stats.ceiling(a, b, oracle, seed=evidence.seed)
         return kappa, test, overlap, ceil
 
-    return evidence.memo(("agreement", model_id, task_name), compute)
+    return evidence.memo(("agreement", model_id, task_name, items), compute)
 
 
 def decide(exp: Expectation, kappa, mcnemar_p_adjusted: float, mcnemar, *, ceiling=None, overlap=None,

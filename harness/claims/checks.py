@@ -15,5 +15,11 @@ def number(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False
     return check
 
 
+def count(v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        return f"must be a whole number ≥ 0, got {v!r}"
+    return None
+
+
 def text(v):
     return None if isinstance(v, str) and v.strip() else f"must be a non-empty string, got {v!r}"

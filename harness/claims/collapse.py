@@ -32,11 +32,11 @@ CURVE_SCHEMA = {"type": "object", "required": ["accuracy"], "additionalPropertie
 
 
 def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
-    guarded = bool(exp.thresholds.get("guarded", False))
+    guarded, n = bool(exp.thresholds.get("guarded", False)), evidence.claim_items(exp)
     res = evidence.erasure(exp.model, exp.task, exp.thresholds.get("layers", "paper"),
-                           exp.thresholds.get("words", "frequent"), guarded)
+                           exp.thresholds.get("words", "frequent"), guarded, items=n)
     task = evidence.task(exp.task)
-    items = {it.id: it for it in evidence.task_items(exp.model, exp.task)}
+    items = {it.id: it for it in evidence.task_items(exp.model, exp.task, n)}
     gold = [items[i].label for i in res.split["eval"]]
     correct = {k: [c == g for c, g in zip(v, gold)] for k, v in res.choices.items()}
     curve = evidence.curve(exp.model, "collapse")[exp.task] = {
@@ -45,7 +45,7 @@ def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
     extra = {}
     if guarded:
         concept = [w for w in res.settings["concept_classes"] if w != "<other>"]
-        deleted = evidence.deleted_words_answers(exp.model, exp.task, tuple(concept))
+        deleted = evidence.deleted_words_answers(exp.model, exp.task, tuple(concept), items=n)
         extra = dict(damage_erased=correct["damage"], text_deleted=[a.correct for a in deleted],
                      erased_choices=res.choices["text"], reference_choices=[a.choice for a in deleted])
         curve["accuracy"]["text-deleted"] = sum(extra["text_deleted"]) / len(gold)

@@ -24,7 +24,7 @@ SAME_LENGTH = ("layers", "precision", "control", "precision_ci", "control_ci")
 
 
 def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
-    lens = evidence.lens(exp.model, exp.task)
+    lens = evidence.lens(exp.model, exp.task, evidence.claim_items(exp))
     d = lens.to_dict()
     evidence.curve(exp.model, "emergence")[exp.task] = {
         "layers": d["layers"], "precision": d["precision"]["mean"], "control": d["control"]["mean"],

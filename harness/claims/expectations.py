@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.claims.checks import number, text
+from harness.claims.checks import count, number, text
 from harness.claims.registry import NAMES, claim, expand
 from harness.verdict import Verdict
 
@@ -23,6 +23,9 @@ class ClaimsFileError(ValueError):
     """A claims file is malformed; the message names the file and the entry."""
 
 
+# Thresholds every claim takes, besides its own: ``items``, the items per task for this expectation (0: the model's
+# default; ``--items`` caps it), so that a control can be sized from the effect it must show (Evidence.claim_items).
+SHARED_THRESHOLDS = {"items": count}
 # paper: the paper's number; seed: what the seed summary said (text); tier: N/S/A (../shared/PAPER.md)
 ENTRY_FIELDS = {"expected": text, "paper": number(-1e9, 1e9), "tier": text, "seed": text, "note": text,
                 "known_issue": text}
@@ -88,7 +91,7 @@ def load_defaults(directory: Path = CLAIMS_DIR) -> dict:
         absent = sorted(set(checks) - set(table))
         if absent:
             raise ClaimsFileError(f"{directory}/defaults.toml [thresholds.{name}]: missing {absent}")
-        _check_fields(table, checks, f"{directory}/defaults.toml [thresholds.{name}]")
+        _check_fields(table, {**SHARED_THRESHOLDS, **checks}, f"{directory}/defaults.toml [thresholds.{name}]")
     return data
 
 
@@ -154,11 +157,11 @@ def _expectation(model, task, name, entry, defaults, source) -> Expectation:
     if name not in NAMES:
         raise ClaimsFileError(f"{source}: unknown claim {name!r} (expected one of {NAMES})")
     thresholds = dict(defaults["thresholds"][name])
-    thresholds.update({k: v for k, v in entry.items() if k in thresholds})
+    thresholds.update({k: v for k, v in entry.items() if k in thresholds or k in SHARED_THRESHOLDS})
     unknown = set(entry) - set(thresholds) - set(ENTRY_FIELDS)
     if unknown:
         raise ClaimsFileError(f"{source}: {name}: unknown keys {sorted(unknown)}")
-    _check_fields(entry, {**claim(name).THRESHOLDS, **ENTRY_FIELDS}, f"{source}: {name}")
+    _check_fields(entry, {**SHARED_THRESHOLDS, **claim(name).THRESHOLDS, **ENTRY_FIELDS}, f"{source}: {name}")
     paper = {k: entry[k] for k in ("tier", "seed", "note") if k in entry}
     if "paper" in entry:
         paper["value"] = entry["paper"]

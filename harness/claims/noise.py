@@ -66,14 +66,11 @@ def correctness(evidence, model_id: str, task_name: str, kind: str, grid: tuple[
 
 
 def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
-    """The expectation may narrow the SNR grid (``grid``; a run-wide ``noise_grid`` overrides it) and the items
-    (``items``: a control sized from the effect it must show); ``--items`` still caps them."""
+    """The expectation may narrow the SNR grid (``grid``; a run-wide ``noise_grid`` overrides it); its items are
+    sized like every claim's (``Evidence.claim_items``)."""
     kind = exp.thresholds["kind"]
     grid = tuple(evidence.noise_grid or exp.thresholds.get("grid") or NOISE_GRID)
-    items = exp.thresholds.get("items")
-    if evidence.items is not None:
-        items = min(items, evidence.items) if items else evidence.items
-    curve = correctness(evidence, exp.model, exp.task, kind, grid, items)
+    curve = correctness(evidence, exp.model, exp.task, kind, grid, evidence.claim_items(exp))
     low = f"{min(grid):g} dB"
     evidence.curve(exp.model, "noise").setdefault(exp.task, {})[kind] = {
         "snr": ["clean", *grid], "n": len(curve["llm"]["clean"]),
