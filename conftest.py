@@ -41,8 +41,9 @@ def _strict_skips_fail(item, report) -> None:
 
 # -- the claims: parametrization from the registry + fixtures/claims, one Evidence per session -----------------
 # Which tasks a model is tested on comes from the tasks' own metadata (text_sufficient, kind): harness.tasks.sources.
-CLAIM_OF_FIXTURE = {"agreement_claim": "agreement", "emergence_claim": "emergence", "collapse_claim": "collapse",
-                    "noise_claim": "noise"}
+# Each claim of harness.claims.registry is one fixture, "<claim>_claim", that its test in equivalence_tests/ takes.
+def _claim_fixture(name: str) -> str:
+    return f"{name}_claim"
 
 
 def _add_claim_options(group) -> None:
@@ -63,7 +64,8 @@ def _add_claim_options(group) -> None:
 
 
 def _claim_params(config) -> dict[str, list]:
-    from harness import claims
+    from harness.claims.expectations import expectations, user_task_expectations
+    from harness.claims.registry import NAMES, variant
     from harness.evidence import split_mutant
     from harness.specs import load_specs
     from harness.tasks import claim_tasks
@@ -74,7 +76,7 @@ def _claim_params(config) -> dict[str, list]:
            for kind, names in (("text_sufficient", text_sufficient), ("text_insufficient", text_insufficient))}
     specs = load_specs()
     run_known = config.getoption("known_issues") or config.getoption("strict", False)
-    out = {c: [] for c in CLAIM_OF_FIXTURE.values()}
+    out = {name: [] for name in NAMES}
     config._mutations = {}
     for mutant in config.getoption("mutant"):
         base, mutation = split_mutant(mutant)
@@ -83,31 +85,36 @@ def _claim_params(config) -> dict[str, list]:
                                     "(mutations: flip<share>, permuted, noerase, fragile)")
         config._mutations[base] = mutation
     for model_id, spec in specs.items():
-        exps = claims.expectations(model_id, text_sufficient=text_sufficient, text_insufficient=text_insufficient,
-                                   controls=[s for s, info in tasks.items() if info.control])
-        exps += claims.user_task_expectations(model_id, **own)
+        exps = expectations(model_id, text_sufficient=text_sufficient, text_insufficient=text_insufficient,
+                            controls=[s for s, info in tasks.items() if info.control])
+        exps += user_task_expectations(model_id, **own)
         marks = [getattr(pytest.mark, spec.family), pytest.mark.xdist_group(model_id)]
         if not spec.offline:
             marks.append(pytest.mark.gpu if spec.loader != "api" else pytest.mark.api)
         for exp in exps:
-            tid = f"{model_id}/{exp.task}" + (f"/{exp.thresholds['kind']}" if exp.claim == "noise" else "")
+            tid = "/".join(part for part in (model_id, exp.task, variant(exp)) if part)
             known = [known_issue_mark(exp.known_issue, run=run_known)] if exp.known_issue else []
             if tasks[exp.task].unavailable():
                 known.append(pytest.mark.skip(reason=tasks[exp.task].unavailable()))
             out[exp.claim].append(pytest.param(exp, id=tid, marks=marks + known))
-    config._agreement_tasks = {}
-    for param in out["agreement"]:
-        exp = param.values[0]
-        config._agreement_tasks.setdefault(exp.model, []).append(exp.task)
+    config._peers = {}         # (model, claim) → its expectations of that claim (agreement: the FDR family)
+    for params in out.values():
+        for param in params:
+            exp = param.values[0]
+            config._peers.setdefault((exp.model, exp.claim), []).append(exp)
     return out
 
 
 def pytest_generate_tests(metafunc) -> None:
-    for fixture, claim in CLAIM_OF_FIXTURE.items():
-        if fixture in metafunc.fixturenames:
+    if not any(f.endswith("_claim") for f in metafunc.fixturenames):
+        return                          # not a claim's test: the claims stay unimported
+    from harness.claims.registry import NAMES
+
+    for name in NAMES:
+        if _claim_fixture(name) in metafunc.fixturenames:
             if not hasattr(metafunc.config, "_claim_params"):
                 metafunc.config._claim_params = _claim_params(metafunc.config)
-            metafunc.parametrize(fixture, metafunc.config._claim_params[claim])
+            metafunc.parametrize(_claim_fixture(name), metafunc.config._claim_params[name])
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +145,8 @@ def judge(request, evidence, record_property):
             reason = f"{spec.id} is an API model: it has no matched cascade to compare with"
         if reason:
             pytest.skip(reason)
-        verdict = evidence.verdict(exp, all_tasks=request.config._agreement_tasks.get(exp.model, [exp.task]))
+        peers = getattr(request.config, "_peers", {}).get((exp.model, exp.claim), [exp])
+        verdict = evidence.verdict(exp, peers=peers)
         if exp.known_issue:       # reports can tell an expected failure from a new one
             verdict = dataclasses.replace(verdict, evidence={**verdict.evidence, "known_issue": exp.known_issue})
         request.node._cascade_verdict = (verdict, evidence.curves.get(exp.model, {}))

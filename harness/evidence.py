@@ -1,9 +1,10 @@
 """Evidence for the claims, gathered once per session and shared by every test that needs it.
 
-The equivalence tests ask this object for a Verdict; it loads each model once, draws every answer from one
-:class:`~harness.runner.Runner` (so one (system, item, condition) is inferred once per run, however many
-claims use it), computes the statistics with :mod:`harness.stats` and the probes, and hands them to
-:mod:`harness.claims`. No pytest here: the pytest layer only turns options and the registry into parameters.
+The equivalence tests ask this object for a Verdict; it hands the expectation to its claim's module
+(:mod:`harness.claims`), which takes what it needs from here: the models (each loaded once), answers from one
+:class:`~harness.runner.Runner` (so one (system, item, condition) is inferred once per run, however many claims
+use it), lens readings and LEACE erasures, each computed once per session. Nothing here knows a claim's rule.
+No pytest here: the pytest layer only turns options and the registry into parameters.
 
 Model ids are registry ids. ``mutations`` ({id: share}) swaps a model for its flip mutant — the same model with
 a seeded share of its answers replaced (the wrapped model's cached answers, no extra inference): the suite's
@@ -13,11 +14,10 @@ from __future__ import annotations
 
 import functools
 import re
-import dataclasses
 from dataclasses import dataclass, field
 
-from harness import claims, stats
 from harness.audio import Condition
+from harness.claims.registry import claim
 from harness.runner import Runner
 from harness.tasks import Task, load_task
 from harness.verdict import Verdict
@@ -30,7 +30,6 @@ MUTATIONS = {    # the known-bad variant of a positive control, one per claim: e
     "fragile": "noise: under any noise condition, every answer replaced by another option (seeded)",
 }
 NOISE_FLIP_SHARE = 1.0     # the fragile mutant: every answer under noise replaced by another option
-NOISE_GRID = (20, 10, 5, 0)        # dB, besides clean (the paper's range: clean down to 0 dB); claims may narrow it
 # Items per task for the reference models when --items is not given: the default CPU run (cold caches, 2 cores)
 # must finish in ~15 min; 80 label-balanced items give κ CIs of about ±0.12 (stats.items_for_kappa_halfwidth).
 REFERENCE_ITEMS = 80
@@ -56,6 +55,7 @@ class Evidence:
     fit_items: int = 64                       # LEACE fitting items (from the task's training split)
     mutations: dict = field(default_factory=dict)   # model id → mutation ("flip0.4", "permuted", … : MUTATIONS)
     curves: dict = field(default_factory=dict)  # model → report curves (harness.report.record's MODEL_CURVES)
+    memos: dict = field(default_factory=dict, repr=False)   # what claims derive from the evidence (``memo``)
 
     # -- systems -----------------------------------------------------------------------------------------
     def speech_llm(self, model_id: str):
@@ -89,15 +89,25 @@ class Evidence:
 
         return REFERENCE_ITEMS if get_spec(model_id).offline else None
 
-    def task_items(self, model_id: str, name: str):
-        return self.task(name).subset(self.n_items(model_id))
+    def claim_items(self, exp) -> int | None:
+        """Items for one expectation: its own ``items`` (a control sized from the effect it must show; 0 or absent:
+        the model's default, ``n_items``), capped by ``items`` (``--items``). Every claim sizes its items here."""
+        own = exp.thresholds.get("items") or None
+        if own is None:
+            return self.n_items(exp.model)
+        return min(own, self.items) if self.items is not None else own
+
+    def task_items(self, model_id: str, name: str, items: int | None = None):
+        """The label-balanced first ``items`` of the task (default: the model's, ``n_items``); subsets are nested,
+        so a smaller one shares every answer with a larger one."""
+        return self.task(name).subset(items or self.n_items(model_id))
 
     # -- answers -------------------------------------------------------------------------------------------
     def answers(self, model_id: str, task_name: str, condition: str = "clean", items: int | None = None):
-        """(speech-LLM answers, matched-cascade answers) on the same items under ``condition`` (``items``: a
-        smaller label-balanced subset than the model's default; subsets are nested, so answers are shared)."""
+        """(speech-LLM answers, matched-cascade answers) on the same items under ``condition`` (``items``: see
+        ``task_items``)."""
         task = self.task(task_name)
-        items = task.subset(items) if items else self.task_items(model_id, task_name)
+        items = self.task_items(model_id, task_name, items)
         llm = self.speech_llm(model_id)
         if hasattr(llm, "flip"):      # the mutant reuses the wrapped model's answers
             inner = self.runner.answers(llm.inner, task, items, condition)
@@ -111,78 +121,31 @@ class Evidence:
             llm_answers = [fragile.flip(task, it, a) for it, a in zip(items, llm_answers)]
         return llm_answers, self.runner.answers(self.cascade(model_id), task, items, condition)
 
-    def oracle_answers(self, model_id: str, task_name: str):
+    def oracle_answers(self, model_id: str, task_name: str, items: int | None = None):
         """The matched backbone reading the gold text: the ceiling's second cascade (perfect ASR)."""
         from harness.systems.cascade import Cascade
 
         casc = self.cascade(model_id)
         oracle = Cascade(None, casc.backbone, oracle=True, name=f"oracle[{model_id}]")
-        return self.runner.answers(oracle, self.task(task_name), self.task_items(model_id, task_name))
+        return self.runner.answers(oracle, self.task(task_name), self.task_items(model_id, task_name, items))
 
     # -- claims --------------------------------------------------------------------------------------------
-    def verdict(self, exp: claims.Expectation, *, all_tasks: list[str] | None = None) -> Verdict:
-        """The Verdict for one expectation; ``all_tasks``: the model's agreement tasks (the FDR family)."""
-        if exp.claim == "agreement":
-            return self.agreement_verdict(exp, all_tasks or [exp.task])
-        if exp.claim == "noise":
-            return self.noise_verdict(exp)
-        if exp.claim == "emergence":
-            return claims.emergence(exp, self.lens(exp.model, exp.task))
-        if exp.claim == "collapse":
-            return self.collapse_verdict(exp)
-        raise ValueError(f"unknown claim {exp.claim!r}")
+    def verdict(self, exp, *, peers: list | None = None) -> Verdict:
+        """The Verdict for one expectation (``harness.claims.expectations.Expectation``), decided by its claim's
+        module. ``peers``: the model's expectations of the same claim (or their task names), e.g. agreement's
+        FDR family; default the expectation alone."""
+        return claim(exp.claim).verdict(self, exp, list(peers or [exp]))
 
-    @functools.cache
-    def _agreement_stats(self, model_id: str, task_name: str):
-        task = self.task(task_name)
-        llm, casc = self.answers(model_id, task_name)
-        a, b = [x.choice for x in llm], [x.choice for x in casc]
-        k = len(task.labels) if task.kind == "classification" else len(task.items[0].options)
-        kappa = stats.agreement(a, b, seed=self.seed, n_categories=k)
-        test = stats.mcnemar([x.correct for x in llm], [x.correct for x in casc])
-        overlap = stats.error_overlap(a, b, [it.label for it in self.task_items(model_id, task_name)])
-        oracle = [x.choice for x in self.oracle_answers(model_id, task_name)]
-        ceil = stats.ceiling(a, b, oracle, seed=self.seed)
-        return kappa, test, overlap, ceil
+    def memo(self, key, compute):
+        """``compute()`` once per session per ``key``: what a claim derives from the evidence (e.g. a task's κ
+        and McNemar test, which every task of the model's FDR family needs) is shared like the answers."""
+        if key not in self.memos:
+            self.memos[key] = compute()
+        return self.memos[key]
 
-    def agreement_verdict(self, exp: claims.Expectation, family: list[str]) -> Verdict:
-        family = sorted(set(family) | {exp.task})
-        tests = {t: self._agreement_stats(exp.model, t)[1] for t in family}
-        adjusted = dict(zip(family, stats.adjust_pvalues([tests[t].p_value for t in family], "fdr_bh")))
-        kappa, test, overlap, ceil = self._agreement_stats(exp.model, exp.task)
-        verdict = claims.agreement(exp, kappa, float(adjusted[exp.task]), test, ceiling=ceil, overlap=overlap,
-                                   p_method=f"McNemar exact, BH over {len(family)} task(s)")
-        if kappa.constant_rater:        # a = the speech-LLM's answers, b = the cascade's (see _agreement_stats)
-            who = {"a": "speech-LLM", "b": "cascade"}[kappa.constant_rater]
-            verdict = dataclasses.replace(verdict, evidence={**verdict.evidence, "constant_rater": who})
-        return verdict
-
-    def noise_curve(self, model_id: str, task_name: str, kind: str, grid: tuple[int, ...] | None = None,
-                    items: int | None = None) -> dict:
-        """Per condition: per-item correctness of both systems (clean + the SNR grid of ``kind`` noise)."""
-        out = {"llm": {}, "cascade": {}}
-        for cond in ["clean", *(f"{kind}@{snr}#{self.seed}" for snr in (grid or self.noise_grid or NOISE_GRID))]:
-            llm, casc = self.answers(model_id, task_name, cond, items=items)
-            key = "clean" if cond == "clean" else f"{Condition.parse(cond).snr_db:g} dB"
-            out["llm"][key] = [x.correct for x in llm]
-            out["cascade"][key] = [x.correct for x in casc]
-        return out
-
-    def noise_verdict(self, exp: claims.Expectation) -> Verdict:
-        """The expectation may narrow the SNR grid (``grid``; a run-wide ``noise_grid`` overrides it) and the items
-        (``items``: a control sized from the effect it must show); ``--items`` still caps them."""
-        kind = exp.thresholds["kind"]
-        grid = tuple(self.noise_grid or exp.thresholds.get("grid") or NOISE_GRID)
-        items = exp.thresholds.get("items")
-        if self.items is not None:
-            items = min(items, self.items) if items else self.items
-        curve = self.noise_curve(exp.model, exp.task, kind, grid, items)
-        low = f"{min(grid):g} dB"
-        self._curve(exp.model, "noise").setdefault(exp.task, {})[kind] = {
-            "snr": ["clean", *grid], "n": len(curve["llm"]["clean"]),
-            "speech_llm": [sum(v) / len(v) for v in curve["llm"].values()],
-            "cascade": [sum(v) / len(v) for v in curve["cascade"].values()]}
-        return claims.noise(exp, llm=curve["llm"], cascade=curve["cascade"], low=low, seed=self.seed)
+    def curve(self, model_id: str, claim: str) -> dict:
+        """The model's report curves of ``claim``, by task (``harness.report.record``'s MODEL_CURVES)."""
+        return self.curves.setdefault(model_id, {}).setdefault(claim, {})
 
     # -- probes (harness.probes) -------------------------------------------------------------------------
     def _probe_target(self, model_id: str):
@@ -190,34 +153,33 @@ class Evidence:
         llm = self.speech_llm(model_id)
         return getattr(llm, "inner", llm)
 
-    @functools.cache
-    def lens(self, model_id: str, task_name: str):
-        """Logit-lens precision per layer vs the mismatched-transcript control, on the claim's items."""
+    def lens(self, model_id: str, task_name: str, items: int | None = None):
+        """Logit-lens precision per layer vs the mismatched-transcript control, on the claim's items (once per
+        session)."""
+        items = items or self.n_items(model_id)
+        return self.memo(("lens", model_id, task_name, items), lambda: self._lens(model_id, task_name, items))
+
+    def _lens(self, model_id: str, task_name: str, items: int | None):
         from harness.probes.lens import logit_lens
 
-        task, items = self.task(task_name), self.task_items(model_id, task_name)
+        task, items = self.task(task_name), self.task_items(model_id, task_name, items)
         audios = [self.runner.audio(task, it, Condition()) for it in items]
-        result = logit_lens(self._probe_target(model_id), task, items, audios, seed=self.seed)
-        d = result.to_dict()
-        self._curve(model_id, "lens")[task_name] = {
-            "layers": d["layers"], "precision": d["precision"]["mean"], "control": d["control"]["mean"],
-            "precision_ci": [list(x) for x in zip(d["precision"]["ci_low"], d["precision"]["ci_high"])],
-            "control_ci": [list(x) for x in zip(d["control"]["ci_low"], d["control"]["ci_high"])]}
-        return result
+        return logit_lens(self._probe_target(model_id), task, items, audios, seed=self.seed)
 
-    def _curve(self, model_id: str, kind: str) -> dict:
-        return self.curves.setdefault(model_id, {}).setdefault(kind, {})
-
-    @functools.cache
     def erasure(self, model_id: str, task_name: str, layers: str = "paper", words: str = "frequent",
-                guarded: bool = False):
+                guarded: bool = False, items: int | None = None):
         """LEACE text/random/energy erasure: erasers fitted on training-split items, evaluated on the claim's items
         (disjoint by construction); baseline answers are the runner's cached plain answers. ``layers``: "paper"
         (``probes.leace.paper_layers``) or "input" (entry 0 only); ``words``: the text concept's words
-        (``probes.leace.text_concept``); ``guarded``: also the damage-matched control."""
+        (``probes.leace.text_concept``); ``guarded``: also the damage-matched control. Once per session."""
+        items = items or self.n_items(model_id)
+        key = ("erasure", model_id, task_name, layers, words, guarded, items)
+        return self.memo(key, lambda: self._erasure(model_id, task_name, layers, words, guarded, items))
+
+    def _erasure(self, model_id: str, task_name: str, layers: str, words: str, guarded: bool, items: int | None):
         from harness.probes.leace import leace_experiment
 
-        task, items = self.task(task_name), self.task_items(model_id, task_name)
+        task, items = self.task(task_name), self.task_items(model_id, task_name, items)
         fit = task.train[: self.fit_items] if task.train else ()
         if not fit:
             raise ValueError(f"{task_name}: LEACE needs fitting items disjoint from the evaluation items; "
@@ -232,38 +194,9 @@ class Evidence:
                                 **({"top_k": top_k} if top_k else {}), damage_matched=guarded,
                                 noop_text=self.mutations.get(model_id) == "noerase")
 
-    def deleted_words_answers(self, model_id: str, task_name: str, words: tuple[str, ...]):
+    def deleted_words_answers(self, model_id: str, task_name: str, words: tuple[str, ...], items: int | None = None):
         """The matched cascade reading its transcripts with ``words`` deleted (the collapse claim's text level)."""
         from harness.systems.deleted_words import WordsDeletedCascade
 
         system = WordsDeletedCascade(self.cascade(model_id), words)
-        return self.runner.answers(system, self.task(task_name), self.task_items(model_id, task_name))
-
-    def collapse_verdict(self, exp: claims.Expectation) -> Verdict:
-        guarded = bool(exp.thresholds.get("guarded", False))
-        res = self.erasure(exp.model, exp.task, exp.thresholds.get("layers", "paper"),
-                           exp.thresholds.get("words", "frequent"), guarded)
-        task = self.task(exp.task)
-        items = {it.id: it for it in self.task_items(exp.model, exp.task)}
-        gold = [items[i].label for i in res.split["eval"]]
-        correct = {k: [c == g for c, g in zip(v, gold)] for k, v in res.choices.items()}
-        names = {"none": "baseline", "energy": "acoustic", "damage": "damage-matched"}   # report.record.ERASURES
-        self._curve(exp.model, "erasure")[exp.task] = {
-            "accuracy": {names.get(k, k): sum(c) / len(c) for k, c in correct.items()},
-            "chance": task.chance, "n": len(gold)}
-        extra = {}
-        if guarded:
-            concept = [w for w in res.settings["concept_classes"] if w != "<other>"]
-            deleted = self.deleted_words_answers(exp.model, exp.task, tuple(concept))
-            extra = dict(damage_erased=correct["damage"], text_deleted=[a.correct for a in deleted],
-                         erased_choices=res.choices["text"], reference_choices=[a.choice for a in deleted])
-            self._curve(exp.model, "erasure")[exp.task]["accuracy"]["text-deleted"] = \
-                sum(extra["text_deleted"]) / len(gold)
-        v = claims.collapse(exp, baseline=correct["none"], text_erased=correct["text"],
-                            random_erased=correct["random"], acoustic_erased=correct.get("energy"),
-                            chance=task.chance, **extra)
-        return dataclasses.replace(v, evidence={**v.evidence, "fit_items": len(res.split["fit"]),
-                                                "layers_erased": list(res.layers),
-                                                "concept": res.settings["text_concept"],
-                                                "max_rank": {k: max(e["ranks"].values(), default=0)
-                                                             for k, e in res.erasers.items()}})
+        return self.runner.answers(system, self.task(task_name), self.task_items(model_id, task_name, items))

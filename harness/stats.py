@@ -13,6 +13,9 @@ explicit answers for degenerate inputs instead of crashes or silent zeros).
 - ``equivalence``    TOST of paired accuracies within ±margin.
 - ``adjust_pvalues`` Holm / Benjamini–Hochberg across a family of tests.
 - ``items_for_kappa_halfwidth`` / ``recommended_items``  power: items for a κ CI half-width.
+- ``wilson_interval`` / ``binomial_p``  a proportion's interval, and its one-sided test against chance.
+- ``effective_labels`` / ``label_homogeneity_p``  how many labels answers really use; χ² of two answer sets.
+- ``advantage_change``  paired bootstrap CI of the change in one system's accuracy advantage (clean → low SNR).
 
 Recommended ``--items`` (95% CI, Fleiss–Cohen–Everitt asymptotic variance, balanced classes):
 ±0.10 at κ≈0.8 needs 139 items on a binary task (SST-2, MUStARD), 88 with 4 classes (AG News),
@@ -407,3 +410,63 @@ def items_to_separate_means(gap: float, *, sd: float = 0.5, confidence: float = 
         raise ValueError(f"need 0 < gap ≤ 1 and 0 < sd ≤ 0.5 (scores in [0, 1]); got gap={gap}, sd={sd}")
     z = stats.norm.ppf(0.5 + confidence / 2)
     return math.ceil((2 * z * sd / gap) ** 2)
+
+
+def binomial_p(successes: int, n: int, p: float, alternative: str = "greater") -> float:
+    """Exact binomial test of a proportion against ``p`` (scipy): e.g. accuracy against chance, one-sided."""
+    return float(stats.binomtest(successes, n, p, alternative=alternative).pvalue)
+
+
+def effective_labels(choices: Sequence) -> float:
+    """exp(Shannon entropy) of the answers' label distribution: how many labels the answers really use
+    (1 = one constant answer, K = all K labels equally)."""
+    _, counts = np.unique(np.asarray(choices, dtype=object).astype(str), return_counts=True)
+    p = counts / counts.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def label_homogeneity_p(a: Sequence, b: Sequence) -> float:
+    """p of the χ² test of homogeneity (scipy) between two sets of answers' label counts; 1.0 when together they
+    use one label (nothing to compare)."""
+    labels = sorted({str(x) for x in [*a, *b]})
+    table = np.array([[sum(str(x) == lab for x in side) for lab in labels] for side in (a, b)])
+    table = table[:, table.sum(axis=0) > 0]
+    return float(stats.chi2_contingency(table).pvalue) if table.shape[1] > 1 else 1.0
+
+
+@dataclass(frozen=True)
+class AdvantageChange:
+    """System A's accuracy advantage over B (``advantage``: condition → acc(A) − acc(B)) and how it changed from
+    clean to low (``change``, with a paired bootstrap CI over items), plus the low condition's advantage CI."""
+
+    accuracy_a: dict
+    accuracy_b: dict
+    advantage: dict
+    change: float
+    change_ci: tuple[float, float]
+    low_advantage_ci: tuple[float, float]
+    n: int
+
+
+def advantage_change(a: dict, b: dict, *, low: str, clean: str = "clean", seed: int = 0,
+                     n_resamples: int = DEFAULT_RESAMPLES) -> AdvantageChange:
+    """``a``/``b``: condition → per-item correctness of the two systems on the same items. Percentile paired
+    bootstrap (scipy, seeded ``random_state`` so that a rerun gives the same interval); a non-finite upper bound
+    of the change (every resample equal) falls back to the point estimate."""
+    a = {c: np.asarray(v, float) for c, v in a.items()}
+    b = {c: np.asarray(v, float) for c, v in b.items()}
+    adv = {c: float(a[c].mean() - b[c].mean()) for c in a}
+    acc_a, acc_b = {c: float(v.mean()) for c, v in a.items()}, {c: float(v.mean()) for c, v in b.items()}
+
+    def change(x_clean, y_clean, x_low, y_low, axis=-1):
+        return (x_low.mean(axis) - y_low.mean(axis)) - (x_clean.mean(axis) - y_clean.mean(axis))
+
+    def low_adv(x_low, y_low, axis=-1):
+        return x_low.mean(axis) - y_low.mean(axis)
+
+    kw = dict(paired=True, vectorized=True, n_resamples=n_resamples, random_state=seed, method="percentile")
+    ch = stats.bootstrap((a[clean], b[clean], a[low], b[low]), change, **kw).confidence_interval
+    la = stats.bootstrap((a[low], b[low]), low_adv, **kw).confidence_interval
+    d = adv[low] - adv[clean]
+    ch_hi = float(ch.high) if math.isfinite(ch.high) else d
+    return AdvantageChange(acc_a, acc_b, adv, d, (float(ch.low), ch_hi), (float(la.low), float(la.high)), len(a[clean]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-CLAIMS = ("agreement", "emergence", "collapse", "noise")
+from harness.claims.registry import NAMES as CLAIMS     # the registry of claims: one module each
 
 
 @dataclass(frozen=True)

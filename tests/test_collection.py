@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import claims
+from harness.claims.expectations import expectations
 from harness.specs import load_specs
 
 pytest_plugins = ["pytester"]
@@ -21,7 +21,7 @@ def _expected_ids(family: str) -> set[str]:
     for spec in load_specs().values():
         if spec.family != family:
             continue
-        for e in claims.expectations(spec.id, text_sufficient=["topic", "sentiment", "commonsense"],
+        for e in expectations(spec.id, text_sufficient=["topic", "sentiment", "commonsense"],
                                      text_insufficient=["speaking_rate"]):
             out.add(f"{spec.id}/{e.task}" + (f"/{e.thresholds['kind']}" if e.claim == "noise" else ""))
     return out

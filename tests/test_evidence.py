@@ -1,19 +1,21 @@
 """Evidence reuse: each (system, item, condition) is inferred once per run, however many claims use it."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from harness import claims
-from harness.evidence import Evidence, split_mutant
+from harness.claims.expectations import Expectation, expectations
+from harness.evidence import REFERENCE_ITEMS, Evidence, split_mutant
 from harness.runner import Runner
 
 ITEMS = 4
 
 
 def _exp(claim, task, expected, model="ref-cascade"):
-    e = next(x for x in claims.expectations("some-new-model", text_sufficient=[task], text_insufficient=[])
+    e = next(x for x in expectations("some-new-model", text_sufficient=[task], text_insufficient=[])
              if x.claim == claim)
-    return claims.Expectation(model, task, claim, expected, e.thresholds, {}, "test")
+    return Expectation(model, task, claim, expected, e.thresholds, {}, "test")
 
 
 @pytest.fixture
@@ -32,16 +34,16 @@ def test_split_mutant():
 
 
 def test_answers_are_inferred_once_per_run_and_then_come_from_disk(evidence, tmp_cache):
-    v1 = evidence.verdict(_exp("agreement", "sentiment", "equivalent"), all_tasks=["sentiment"])
+    v1 = evidence.verdict(_exp("agreement", "sentiment", "equivalent"), peers=["sentiment"])
     counts = dict(evidence.runner.inferences)
     llm, casc = evidence.speech_llm("ref-cascade"), evidence.cascade("ref-cascade")
     assert counts[llm.name] == ITEMS and counts[casc.name] == ITEMS       # + the oracle ceiling's backbone pass
-    v2 = evidence.verdict(_exp("agreement", "sentiment", "divergent"), all_tasks=["sentiment"])
+    v2 = evidence.verdict(_exp("agreement", "sentiment", "divergent"), peers=["sentiment"])
     evidence.answers("ref-cascade", "sentiment")
     assert dict(evidence.runner.inferences) == counts                   # nothing inferred twice
     assert (v1.value, v1.ci, v1.p) == (v2.value, v2.ci, v2.p)
     fresh = Evidence(items=ITEMS, runner=Runner(progress=False))        # a rerun: disk cache, identical verdict
-    v3 = fresh.verdict(_exp("agreement", "sentiment", "equivalent"), all_tasks=["sentiment"])
+    v3 = fresh.verdict(_exp("agreement", "sentiment", "equivalent"), peers=["sentiment"])
     assert sum(fresh.runner.inferences.values()) == 0 and v3 == v1
 
 
@@ -63,3 +65,22 @@ def test_noise_claim_runs_on_a_real_model_and_records_its_curve(tmp_cache):
     assert set(v.evidence["accuracy_llm"]) == {"clean", "0 dB"}
     curve = ev.curves["ref-cascade"]["noise"]["sentiment"]["white"]
     assert curve["snr"] == ["clean", 0] and len(curve["speech_llm"]) == len(curve["cascade"]) == 2
+
+
+def test_every_claim_sizes_its_items_from_its_expectation_capped_by_the_run():
+    """``items`` on any claim's entry (0: the model's default), capped by ``--items``: one rule, Evidence.claim_items."""
+    plain = _exp("collapse", "topic", "collapses")                     # ref-cascade: a reference model
+    sized = dataclasses.replace(plain, thresholds={**plain.thresholds, "items": 40})
+    zero = dataclasses.replace(plain, thresholds={**plain.thresholds, "items": 0})
+    run = Evidence(runner=Runner(progress=False))
+    assert run.claim_items(plain) == run.claim_items(zero) == REFERENCE_ITEMS and run.claim_items(sized) == 40
+    capped = Evidence(items=8, runner=Runner(progress=False))
+    assert capped.claim_items(sized) == capped.claim_items(plain) == 8
+    assert Evidence(items=100, runner=Runner(progress=False)).claim_items(sized) == 40
+
+
+def test_an_agreement_expectation_sized_below_the_run_is_judged_on_its_own_items(evidence):
+    exp = _exp("agreement", "sentiment", "equivalent")
+    small = dataclasses.replace(exp, thresholds={**exp.thresholds, "items": 2})
+    v = evidence.verdict(small, peers=[small])
+    assert v.n == 2 and len(evidence.answers("ref-cascade", "sentiment", items=2)[0]) == 2

@@ -57,7 +57,7 @@ def _run_mutant(pytester, monkeypatch, test_file: str, select: str, mutant: str,
 @pytest.mark.slow
 def test_permuted_transcriber_is_not_emergent(pytester, monkeypatch):
     """Every token written as a fixed other token's embedding: text-shaped input, but not the words said."""
-    bad = _run_mutant(pytester, monkeypatch, "test_text_emergence.py", "ref-transcriber and topic",
+    bad = _run_mutant(pytester, monkeypatch, "test_emergence.py", "ref-transcriber and topic",
                       "ref-transcriber~permuted")
     bad.stdout.fnmatch_lines(["*ref-transcriber/topic: NOT emergent (observed: not emergent) — lens precision=*"])
 
@@ -70,7 +70,7 @@ def test_a_noop_eraser_does_not_collapse(pytester, monkeypatch, request):
     if not (request.config.getoption("known_issues") or request.config.getoption("strict", False)):
         pytest.skip("known issue: the collapse control this mutant must flip (ref-transcriber/keyword_topic) is not met "
                     "as built; --known-issues runs it")
-    bad = _run_mutant(pytester, monkeypatch, "test_leace.py", "ref-transcriber and keyword_topic",
+    bad = _run_mutant(pytester, monkeypatch, "test_collapse.py", "ref-transcriber and keyword_topic",
                       "ref-transcriber~noerase", "--runxfail")
     bad.stdout.fnmatch_lines(["*ref-transcriber/keyword_topic: NOT collapses (observed: does not collapse) — "
                               "*text-erased accuracy above chance*"])

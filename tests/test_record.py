@@ -59,11 +59,11 @@ def curves_for(model, shift=0.0):
     layers = list(range(0, 32, 4)) + [31]
     prec = [round(min(max(0.02 + 0.01 * layer ** 1.1 + shift * layer / 31, 0.01), 0.4), 3) for layer in layers]
     return {
-        "lens": {"topic": {"layers": layers, "precision": prec, "control": [0.05] * len(layers),
+        "emergence": {"topic": {"layers": layers, "precision": prec, "control": [0.05] * len(layers),
                            "precision_ci": [[p - 0.03, p + 0.03] for p in prec]},
                  "sentiment": {"layers": layers, "precision": [p * 0.8 for p in prec],
                                "control": [0.04] * len(layers)}},
-        "erasure": {"topic": {"accuracy": {"baseline": 0.83, "text": 0.25, "random": 0.79, "acoustic": 0.70},
+        "collapse": {"topic": {"accuracy": {"baseline": 0.83, "text": 0.25, "random": 0.79, "acoustic": 0.70},
                               "ci": {"baseline": [0.77, 0.88], "text": [0.19, 0.32]}, "chance": 0.25, "n": 160},
                     "sentiment": {"accuracy": {"baseline": 0.86, "text": 0.5, "random": 0.85, "acoustic": 0.70},
                                   "chance": 0.5, "n": 160}},
@@ -151,10 +151,10 @@ def test_nan_is_written_as_null_and_read_back(tmp_path):
     (lambda d: d["verdicts"][0].__setitem__("claim", "vibes"), r"verdicts\[0\]\.claim"),
     (lambda d: d["verdicts"][2].__setitem__("colour", "red"), r"verdicts\[2\].*'colour' was unexpected"),
     (lambda d: d["provenance"]["harness"].pop("git_sha"), r"provenance\.harness.*git_sha"),
-    (lambda d: d["curves"]["ultravox-v0_5-8b"]["erasure"]["topic"]["accuracy"].__setitem__("loud", 1),
-     r"curves\.ultravox-v0_5-8b\.erasure\.topic\.accuracy"),
-    (lambda d: d["curves"]["ultravox-v0_5-8b"]["lens"]["topic"]["control"].pop(),
-     r"curves\.ultravox-v0_5-8b\.lens\.topic: series of different lengths"),
+    (lambda d: d["curves"]["ultravox-v0_5-8b"]["collapse"]["topic"]["accuracy"].__setitem__("loud", 1),
+     r"curves\.ultravox-v0_5-8b\.collapse\.topic\.accuracy"),
+    (lambda d: d["curves"]["ultravox-v0_5-8b"]["emergence"]["topic"]["control"].pop(),
+     r"curves\.ultravox-v0_5-8b\.emergence\.topic: series of different lengths"),
     (lambda d: d["curves"]["ultravox-v0_5-8b"]["noise"]["sentiment"]["white"]["snr"].__setitem__(0, "quiet"),
      r"curves\.ultravox-v0_5-8b\.noise\.sentiment\.white\.snr\[0\]"),
     (lambda d: d.__setitem__("schema_version", 99), r"schema_version"),
@@ -177,8 +177,8 @@ def test_unreadable_files_are_clear_errors(tmp_path):
 
 
 def test_build_record_rejects_malformed_curves_at_once():
-    with pytest.raises(RecordError, match=r"build_record: curves\.m\.lens\.topic.*'control'"):
-        build_record([], {"m": {"lens": {"topic": {"layers": [1], "precision": [0.1]}}}})
+    with pytest.raises(RecordError, match=r"build_record: curves\.m\.emergence\.topic.*'control'"):
+        build_record([], {"m": {"emergence": {"topic": {"layers": [1], "precision": [0.1]}}}})
 
 
 def test_merge_keeps_every_verdict_and_each_jobs_provenance(record):
@@ -197,3 +197,27 @@ def test_merge_keeps_every_verdict_and_each_jobs_provenance(record):
 def test_merge_refuses_the_same_verdict_twice(record):
     with pytest.raises(RecordError, match="ultravox-v0_5-8b/topic/agreement"):
         merge([record.for_model("ultravox-v0_5-8b"), record.for_model("ultravox-v0_5-8b")])
+
+
+def test_a_version_1_record_reads_with_its_curves_under_the_claims_names(record, tmp_path):
+    """Baselines written before the claims had one name each (curves "lens", "erasure") still load and diff."""
+    data = record.to_dict()
+    data["schema_version"] = 1
+    for curves in data["curves"].values():
+        curves["lens"], curves["erasure"] = curves.pop("emergence"), curves.pop("collapse")
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(data))
+    old = RunRecord.load(path)
+    assert old.schema_version == 2 and old.curves == record.curves and old.verdicts == record.verdicts
+    data["schema_version"] = 2                     # a version 2 record knows only the claims' names
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError,
+                       match=r"curves\.[^:]+: Additional properties are not allowed \('erasure', 'lens' were"):
+        RunRecord.load(path)
+
+
+def test_the_committed_baselines_still_load():
+    from harness.report.diff import BASELINES
+
+    paths = sorted(BASELINES.glob("*/*.json"))
+    assert paths and all(RunRecord.load(p).schema_version == 2 for p in paths)

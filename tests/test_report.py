@@ -5,12 +5,13 @@ import re
 import pytest
 
 from harness.__main__ import main
-from harness.report import plots
+from harness.claims import agreement, emergence, noise
+from harness.claims.registry import NAMES
 from harness.report.record import RunRecord, build_record
 from harness.report.render import markdown, write_reports
 from tests.test_record import agreement_verdict, sample_record
 
-PLOTS = ("kappa", "lens", "erasure", "noise")
+PLOTS = NAMES             # one figure per claim
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +87,12 @@ def test_all_passing_record_exits_zero_and_missing_curves_say_so(tmp_path):
     _, html_path, status = write_reports(record, tmp_path)
     assert status == 0
     page = html_path.read_text()
-    assert page.count("<img ") == 1 and "No lens data in this record." in page
+    assert page.count("<img ") == 1 and "No emergence data in this record." in page
 
 
 def test_figures_are_none_without_data():
-    assert plots.lens_figure({}) is None and plots.noise_figure({"m": {"lens": {}}}) is None
-    assert plots.kappa_figure([]) is None
+    assert emergence.figure([], {}) is None and noise.figure([], {"m": {"emergence": {}}}) is None
+    assert agreement.figure([], {}) is None
 
 
 def test_cli_report_prints_the_markdown_and_exits_with_the_status(record, tmp_path, capsys):

@@ -14,8 +14,8 @@ from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import ttost_paired
 
 from harness.stats import (
-    Agreement, adjust_pvalues, agreement, ceiling, equivalence, error_overlap,
-    items_for_kappa_halfwidth, mcnemar, recommended_items,
+    Agreement, adjust_pvalues, advantage_change, agreement, binomial_p, ceiling, effective_labels, equivalence,
+    error_overlap, items_for_kappa_halfwidth, label_homogeneity_p, mcnemar, recommended_items, wilson_interval,
 )
 
 FAST = settings(max_examples=40, deadline=None)
@@ -437,3 +437,40 @@ def test_items_to_separate_means_gives_disjoint_intervals_at_that_size_and_not_b
     assert stats.items_to_separate_means(0.4) == 25
     with pytest.raises(ValueError, match="gap"):
         stats.items_to_separate_means(0)
+
+
+# -- the proportions and answer-spread statistics the claims decide on --------------------------------------------
+def test_wilson_and_binomial_match_statsmodels_and_scipy():
+    assert wilson_interval(6, 8) == pytest.approx(proportion_confint(6, 8, alpha=0.05, method="wilson"))
+    assert binomial_p(30, 80, 0.25) == pytest.approx(binomtest(30, 80, 0.25, alternative="greater").pvalue)
+
+
+def test_effective_labels_counts_the_labels_answers_really_use():
+    assert effective_labels(["a"] * 10) == pytest.approx(1.0)
+    assert effective_labels(["a", "b", "c", "d"] * 5) == pytest.approx(4.0)
+    assert 1.0 < effective_labels(["a"] * 9 + ["b"]) < 2.0
+
+
+def test_label_homogeneity_is_chi_square_and_one_for_a_single_label():
+    from scipy.stats import chi2_contingency
+
+    a, b = ["x"] * 30 + ["y"] * 10, ["x"] * 20 + ["y"] * 20
+    assert label_homogeneity_p(a, b) == pytest.approx(chi2_contingency([[30, 10], [20, 20]]).pvalue)
+    assert label_homogeneity_p(["x"] * 5, ["x"] * 7) == 1.0
+
+
+def test_advantage_change_is_seeded_and_reads_a_lost_advantage():
+    rng = np.random.default_rng(3)
+    a = {"clean": rng.random(60) < 0.9, "0 dB": rng.random(60) < 0.4}
+    b = {"clean": rng.random(60) < 0.6, "0 dB": rng.random(60) < 0.6}
+    res = advantage_change(a, b, low="0 dB", seed=1)
+    assert res.change == pytest.approx(res.advantage["0 dB"] - res.advantage["clean"])
+    assert res.change_ci[0] <= res.change <= res.change_ci[1] < 0 and res.low_advantage_ci[1] <= 0.1
+    assert res.accuracy_a["clean"] == pytest.approx(np.mean(a["clean"])) and res.n == 60
+    assert advantage_change(a, b, low="0 dB", seed=1) == res
+
+
+def test_advantage_change_without_any_change_falls_back_to_the_point_estimate():
+    same = {"clean": [True, False] * 10, "0 dB": [True, False] * 10}
+    res = advantage_change(same, same, low="0 dB")
+    assert res.change == 0 and res.change_ci[1] == 0

@@ -4,9 +4,9 @@ Why: a verdict is only worth comparing with last night's if we know what produce
 revision, the harness commit, the package versions, the device, the seeds and the item counts. The record
 is the one artifact every nightly job uploads; reports and baseline diffs are rendered from it alone.
 
-Shape (``schema_version`` 1; ``SCHEMA`` below is the checked contract)::
+Shape (``schema_version`` 2; ``SCHEMA`` below is the checked contract)::
 
-    {"schema_version": 1, "created": "2026-11-20T03:12:00+00:00",
+    {"schema_version": 2, "created": "2026-11-20T03:12:00+00:00",
      "provenance": {"harness": {"version", "git_sha", "git_dirty"}, "python", "platform", "device",
                     "packages": {"torch": "2.13.0", "concept-erasure": null, ...},   # null: not installed
                     "models": [{"id", "family", "repo", "revision", "backbone", "backbone_revision", "asr"}],
@@ -16,15 +16,19 @@ Shape (``schema_version`` 1; ``SCHEMA`` below is the checked contract)::
      "curves": {MODEL_ID: MODEL_CURVES},                      # optional, for plots only
      "parts": [provenance, ...]}                              # only in merged records: each job's provenance
 
-``MODEL_CURVES`` (every part optional; TASK is a task name, e.g. "sentiment")::
+``MODEL_CURVES`` is keyed by claim name, each claim's curves by task (every part optional; the schema of one task's
+curve is its claim module's ``CURVE_SCHEMA``, ``harness.claims``)::
 
-    {"lens":    {TASK: {"layers": [0, 4, ...], "precision": [...], "control": [...],   # same lengths
-                        "precision_ci": [[lo, hi], ...], "control_ci": [[lo, hi], ...]}},  # optional
-     "erasure": {TASK: {"accuracy": {"baseline": .83, "text": 0.0, "random": .79, "acoustic": .70},
-                        "ci": {"baseline": [lo, hi], ...}, "chance": .25, "n": 160}},      # ci/chance/n optional
-     "noise":   {TASK: {"white" | "babble" | "pink":
-                        {"snr": ["clean", 20, 10, 5, 0], "speech_llm": [...], "cascade": [...],  # same lengths
-                         "speech_llm_ci": [[lo, hi], ...], "cascade_ci": [[lo, hi], ...], "n": 160}}}}
+    {"emergence": {TASK: {"layers": [0, 4, ...], "precision": [...], "control": [...],   # same lengths
+                          "precision_ci": [[lo, hi], ...], "control_ci": [[lo, hi], ...]}},  # optional
+     "collapse":  {TASK: {"accuracy": {"baseline": .83, "text": 0.0, "random": .79, "acoustic": .70},
+                          "ci": {"baseline": [lo, hi], ...}, "chance": .25, "n": 160}},      # ci/chance/n optional
+     "noise":     {TASK: {"white" | "babble" | "pink":
+                          {"snr": ["clean", 20, 10, 5, 0], "speech_llm": [...], "cascade": [...],  # same lengths
+                           "speech_llm_ci": [[lo, hi], ...], "cascade_ci": [[lo, hi], ...], "n": 160}}}}
+
+Version 1 records (curves keyed "lens" and "erasure") are read as version 2: baselines written before the
+claims had one name each still load and diff.
 """
 from __future__ import annotations
 
@@ -39,16 +43,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.cache import atomic_write_bytes
-from harness.verdict import CLAIMS, Verdict
+from harness.claims.registry import NAMES as CLAIMS, claim
+from harness.report.schema import CI as _ci, COUNT as _count, NUM as _num, STR as _str
+from harness.verdict import Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+V1_CURVES = {"lens": "emergence", "erasure": "collapse"}     # version 1's curve keys → the claims' names
 RECORD_FILENAME = "record.json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "transformers", "faster-whisper", "ctranslate2", "concept-erasure", "huggingface_hub",
             "accelerate", "peft", "numpy", "scipy", "statsmodels", "scikit-learn", "piper-tts", "matplotlib",
             "pytest")
-ERASURES = ("baseline", "text", "random", "acoustic", "damage-matched", "text-deleted")
-NOISES = ("white", "babble", "pink")
 
 
 class RecordError(ValueError):
@@ -56,12 +61,6 @@ class RecordError(ValueError):
 
 
 # ----------------------------------------------------------------------------- schema
-_num = {"type": ["number", "null"]}
-_str = {"type": "string"}
-_ci = {"type": ["array", "null"], "items": _num, "minItems": 2, "maxItems": 2}
-_cis = {"type": "array", "items": _ci}
-_nums = {"type": "array", "items": _num}
-_count = {"type": "integer", "minimum": 0}
 VERDICT_SCHEMA = {
     "type": "object",
     "required": ["model", "task", "claim", "expected", "observed", "passed", "statistic", "value"],
@@ -72,27 +71,10 @@ VERDICT_SCHEMA = {
                    "paper": {"type": "object"}, "evidence": {"type": "object"}, "condition": _str, "reason": _str,
                    "key": _str},
 }
-LENS_SCHEMA = {"type": "object", "required": ["layers", "precision", "control"], "additionalProperties": False,
-               "properties": {"layers": {"type": "array", "items": {"type": "integer"}}, "precision": _nums,
-                              "control": _nums, "precision_ci": _cis, "control_ci": _cis, "n": _count}}
-ERASURE_SCHEMA = {"type": "object", "required": ["accuracy"], "additionalProperties": False,
-                  "properties": {"accuracy": {"type": "object", "required": ["baseline", "text"],
-                                              "propertyNames": {"enum": list(ERASURES)}, "additionalProperties": _num},
-                                 "ci": {"type": "object", "propertyNames": {"enum": list(ERASURES)},
-                                        "additionalProperties": _ci},
-                                 "chance": _num, "n": _count}}
-NOISE_SERIES_SCHEMA = {"type": "object", "required": ["snr", "speech_llm", "cascade"], "additionalProperties": False,
-                       "properties": {"snr": {"type": "array", "items": {"anyOf": [{"const": "clean"},
-                                                                                  {"type": "number"}]}},
-                                      "speech_llm": _nums, "cascade": _nums, "speech_llm_ci": _cis,
-                                      "cascade_ci": _cis, "n": _count}}
-MODEL_CURVES_SCHEMA = {
+MODEL_CURVES_SCHEMA = {      # each claim's curves by task, in its module's CURVE_SCHEMA
     "type": "object", "additionalProperties": False,
-    "properties": {"lens": {"type": "object", "additionalProperties": LENS_SCHEMA},
-                   "erasure": {"type": "object", "additionalProperties": ERASURE_SCHEMA},
-                   "noise": {"type": "object", "additionalProperties": {
-                       "type": "object", "propertyNames": {"enum": list(NOISES)},
-                       "additionalProperties": NOISE_SERIES_SCHEMA}}},
+    "properties": {name: {"type": "object", "additionalProperties": claim(name).CURVE_SCHEMA}
+                   for name in CLAIMS if hasattr(claim(name), "CURVE_SCHEMA")},
 }
 PROVENANCE_SCHEMA = {
     "type": "object", "required": ["harness", "packages", "models"],
@@ -114,8 +96,6 @@ SCHEMA = {
                    "curves": {"type": "object", "additionalProperties": MODEL_CURVES_SCHEMA},
                    "parts": {"type": "array", "items": PROVENANCE_SCHEMA}},
 }
-_SAME_LENGTH = {"lens": ("layers", "precision", "control", "precision_ci", "control_ci"),
-                "noise": ("snr", "speech_llm", "cascade", "speech_llm_ci", "cascade_ci")}
 
 
 def _where(path) -> str:
@@ -135,14 +115,14 @@ def validate(data: dict, source: str = "record") -> None:
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise RecordError(f"{source}: {_where(e.absolute_path)}: {e.message}{more}")
     for model, curves in data.get("curves", {}).items():
-        for kind, names in _SAME_LENGTH.items():
-            for task, series in curves.get(kind, {}).items():
-                for where, s in ([(f"{task}", series)] if kind == "lens" else
-                                 [(f"{task}.{noise}", v) for noise, v in series.items()]):
-                    lengths = {k: len(s[k]) for k in names if k in s}
+        for name, per_task in curves.items():      # the schema admits only claims with a CURVE_SCHEMA
+            module = claim(name)
+            for task, curve in per_task.items():
+                for where, s in getattr(module, "series", lambda c: [("", c)])(curve):
+                    lengths = {k: len(s[k]) for k in getattr(module, "SAME_LENGTH", ()) if k in s}
                     if len(set(lengths.values())) > 1:
-                        raise RecordError(f"{source}: curves.{model}.{kind}.{where}: series of different lengths "
-                                          f"{lengths}")
+                        raise RecordError(f"{source}: curves.{model}.{name}.{task}{where}: series of different "
+                                          f"lengths {lengths}")
 
 
 # ----------------------------------------------------------------------------- the record
@@ -186,6 +166,7 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "record") -> "RunRecord":
+        data = _upgrade(data)
         validate(data, source)
         verdicts = []
         for i, d in enumerate(data["verdicts"]):
@@ -242,6 +223,17 @@ def _agree(parts: list[dict]) -> dict:
                         for k in dict.fromkeys(k for v in values for k in v) for vs in [[v.get(k) for v in values]]}
         else:
             out[key] = values[0] if all(v == values[0] for v in values) else "mixed"
+    return out
+
+
+def _upgrade(data: dict) -> dict:
+    """A version 1 record as version 2 (its curves under the claims' names); any other record as it is."""
+    if not isinstance(data, dict) or data.get("schema_version") != 1:
+        return data
+    out = {**data, "schema_version": SCHEMA_VERSION}
+    if isinstance(data.get("curves"), dict):
+        out["curves"] = {model: {V1_CURVES.get(k, k): v for k, v in c.items()} if isinstance(c, dict) else c
+                         for model, c in data["curves"].items()}
     return out
 
 

@@ -10,6 +10,7 @@ import html as _html
 import re
 from pathlib import Path
 
+from harness.claims.registry import NAMES, claim
 from harness.report import plots
 from harness.report.diff import ORDER, Diff, baseline_for, compare
 from harness.report.record import RECORD_FILENAME, RunRecord
@@ -128,11 +129,11 @@ def html(record: RunRecord, diff: Diff | None = None, note: str = "") -> str:
                                                 for v in verdicts],
                                                [status(v)[2] for v in verdicts]))
     parts.append("<h2>Plots</h2>")
-    for fig_id, title, make in plots.FIGURES:
-        fig = make(record)
+    for name in NAMES:                   # each claim draws its own figure
+        title, fig = claim(name).FIGURE_TITLE, claim(name).figure(record.verdicts, record.curves)
         body = (f"<img alt=\"{e(title)}\" src=\"data:image/png;base64,{plots.png_base64(fig)}\">" if fig is not None
-                else f"<p class=\"empty\">No {fig_id} data in this record.</p>")
-        parts.append(f"<figure id=\"plot-{fig_id}\"><figcaption><b>{e(title)}</b></figcaption>{body}</figure>")
+                else f"<p class=\"empty\">No {name} data in this record.</p>")
+        parts.append(f"<figure id=\"plot-{name}\"><figcaption><b>{e(title)}</b></figcaption>{body}</figure>")
     parts.append("<h2>Models</h2>" + _table(["id", "model @ revision", "matched backbone @ revision"],
                                             _model_rows(record)))
     parts.append("<h2>Provenance</h2>" + _table(None, [list(p) for p in _provenance_pairs(record)]))
