@@ -10,7 +10,9 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "models"
+from harness import paths
+
+DEFAULT_ROOT = paths.MODELS
 LOADERS = ("hf_native", "ultravox", "api", "reference", "disguised_cascade", "transcriber")
 OFFLINE_LOADERS = ("reference", "disguised_cascade", "transcriber")   # run from packaged weights on a CPU
 DTYPES = ("bfloat16", "float16", "float32")

@@ -49,10 +49,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from harness import prompts
+from harness import paths, prompts
 from harness.reference import data as D
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
+REFERENCE_DIR = paths.REFERENCE
 MODES = ("ref-cascade", "ref-acoustic")
 REPEAT_INSTRUCTION = "Repeat exactly what was said."
 END = "<|im_end|>"

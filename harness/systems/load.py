@@ -7,11 +7,11 @@ reuses that same copy: one model per job on the GPU.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
+from harness import paths
 from harness.specs import ModelSpec, get_spec
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
+REFERENCE_DIR = paths.REFERENCE
 
 
 def _device() -> str:
