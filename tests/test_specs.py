@@ -39,6 +39,7 @@ def _bad(**change):
 
 @pytest.mark.parametrize("data, message", [
     (_bad(loader="magic"), "unknown loader 'magic'"),
+    (_bad(family="magic"), "unknown family 'magic'; known families: ultravox, qwen2_audio"),
     (_bad(revision=None), "missing revision"),
     (_bad(revision="main"), "not a pin"),
     (_bad(revision="main", revision_pinned=False), "needs a revision_note"),

@@ -59,6 +59,7 @@ import torch
 
 from harness.asr import Word
 from harness.audio import SAMPLE_RATE, Audio, Condition
+from harness.families import FAMILIES
 from harness.runner import accuracy
 from harness.systems.base import Answer, answer_from_prefix
 from harness.tasks import Item, Task
@@ -77,30 +78,14 @@ DAMAGE_ITEMS = 16        # fitting items on which the text eraser's displacement
 
 # -- time ↔ audio position --------------------------------------------------------------------------------
 def seconds_per_position(system) -> float:
-    """Seconds of audio behind one audio embedding, per family (all front ends use 10 ms log-mel frames).
-
-    voxtral: Whisper conv (stride 2 → 20 ms) then ``intermediate_size / hidden_size`` frames stacked (4 → 0.08 s);
-    qwen2_audio, qwen2_5_omni: stride-2 conv then stride-2 pooling (0.04 s); granite_speech: 20 ms features
-    (two mel frames stacked), the Q-former emits ``window_size // downsample_rate`` queries per window (0.1 s);
-    phi4_multimodal: ``time_reduction × downsample_rate`` mel frames (0.08 s); Ultravox: Whisper's 20 ms ×
-    ``stack_factor`` (0.16 s at 8).
-    """
-    from harness.systems.ultravox import UltravoxSpeechLLM
-
-    cfg = system.model.config
-    if isinstance(system, UltravoxSpeechLLM):
-        return 0.02 * int(cfg.stack_factor)
+    """Seconds of audio behind one audio embedding: the ``seconds_per_position`` of the system's family
+    (``harness.families``, which says how each front end gets there) applied to its model's config."""
     family = getattr(system, "family_name", None)
-    if family == "voxtral":
-        return 0.02 * (cfg.audio_config.intermediate_size // cfg.audio_config.hidden_size)
-    if family in ("qwen2_audio", "qwen2_5_omni"):
-        return 0.04
-    if family == "granite_speech":
-        return 0.02 * cfg.window_size / (cfg.window_size // cfg.downsample_rate)
-    if family == "phi4_multimodal":
-        return 0.01 * cfg.audio_config.time_reduction * cfg.audio_config.downsample_rate
-    raise ValueError(f"{system.name}: seconds per audio position unknown for family {family!r} "
-                     f"({type(system).__name__}); add it to harness.probes.leace.seconds_per_position")
+    rule = FAMILIES[family].seconds_per_position if family in FAMILIES else None
+    if rule is None:
+        raise ValueError(f"{system.name}: seconds per audio position unknown for family {family!r} "
+                         f"({type(system).__name__}); add it to the family's entry in harness/families.py")
+    return rule(system.model.config)
 
 
 def normalise_word(word: str) -> str | None:
