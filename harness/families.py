@@ -224,7 +224,8 @@ def _tiny_qwen2_5_omni(tok, vocab, audio_id):
     return Qwen2_5OmniThinkerForConditionalGeneration(cfg).eval(), ManualProcessor(_whisper_fe(128), tok)
 
 
-_QWEN_AUDIO_TOKENS = {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"}
+_QWEN_AUDIO_TOKENS = {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>",
+                      "audio_eos_token": "<|audio_eos|>"}
 
 
 # -- the table ---------------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ exact commit it saw (the job pins that revision before testing, ``--pin ID=REV``
 repo with no registry entry yet — is flagged for a human to add, not tested blind.
 
 The hub is asked through ``huggingface_hub.HfApi`` (``list_repo_commits`` per repo, ``list_models(author=,
-search=)`` per family rule: each family's ``hub_search`` in ``harness.families``). Any object with those two methods works: tests pass a
-``RecordedHub`` built from JSON under ``fixtures/hub/``; ``--record PATH`` captures live answers in that format.
+search=)`` per family rule: each family's ``hub_search`` in ``harness.families``). Any object with those two methods
+works: tests pass a ``RecordedHub`` built from JSON under ``fixtures/hub/``; ``--record PATH`` captures live answers
+in that format.
 An unreachable hub (or ``HF_HUB_OFFLINE=1``) raises ``HubUnreachable``: the CLI prints one line and exits 3.
 """
 from __future__ import annotations

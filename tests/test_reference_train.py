@@ -263,41 +263,6 @@ def test_audio_embeddings_are_held_at_the_token_embeddings_scale(fresh, clips):
     assert len(off.param_groups()) == 1
 
 
-def test_alignment_targets_spread_each_words_tokens_over_its_positions(parts):
-    """position_tokens: a word's backbone tokens in order over the positions it overlaps most; gaps → None."""
-    from harness.asr import Word
-    from harness.reference.align import position_tokens
-
-    backbone, _ = parts
-    words = [Word("Fireflies", 0.0, 0.32, 0.9), Word("glow.", 0.40, 0.56, 0.9), Word("—", 0.6, 0.7, 0.5)]
-    tokens, labels = position_tokens(backbone, words, 10, 0.08)
-    fire, glow = backbone.reply_ids(" Fireflies"), backbone.reply_ids(" glow.")
-    assert labels[:4] == ["Fireflies"] * 4 and labels[4] is None and labels[5:7] == ["glow."] * 2
-    assert labels[7:] == [None] * 3 and tokens[7:] == [None] * 3          # punctuation-only word: no target
-    run = [t for k, t in enumerate(tokens[:4]) if k == 0 or t != tokens[k - 1]]
-    assert run == fire[:4] if len(fire) <= 4 else set(run) <= set(fire)   # every token, in order
-    assert tokens[5] == glow[0] and tokens[6] == glow[min(len(glow) - 1, len(glow) // 2)]
-
-
-def test_onset_alignment_places_each_token_once_and_fills_the_rest(parts):
-    """position_tokens(layout="onset"): a word's tokens once, in order, from its first position; the rest None."""
-    from harness.asr import Word
-    from harness.reference.align import position_tokens
-
-    backbone, _ = parts
-    words = [Word("Fireflies", 0.0, 0.48, 0.9), Word("glow", 0.56, 0.72, 0.9)]
-    tokens, labels = position_tokens(backbone, words, 12, 0.08, layout="onset")
-    fire, glow = backbone.reply_ids(" Fireflies"), backbone.reply_ids(" glow")
-    assert len(fire) < 6 and len(glow) <= 2
-    assert tokens[:len(fire)] == fire and tokens[len(fire):6] == [None] * (6 - len(fire))
-    assert labels[:6] == ["Fireflies"] * 6 and labels[7:9] == ["glow"] * 2
-    assert [t for t in tokens[6:] if t is not None] == glow
-    short, _ = position_tokens(backbone, [Word("Fireflies", 0.0, 0.08, 0.9)], 3, 0.08, layout="onset")
-    assert short == [fire[0], None, None]          # more tokens than positions: an even subset, first kept
-    with pytest.raises(ValueError, match="layout 'diagonal'"):
-        position_tokens(backbone, words, 12, 0.08, layout="diagonal")
-
-
 def test_alignment_warm_start_moves_audio_embeddings_towards_the_spoken_tokens(fresh, clips, tmp_path):
     from harness.reference.align import align_projector
 

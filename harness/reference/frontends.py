@@ -119,7 +119,7 @@ class TimedTokenTower(torch.nn.Module):
                 for s in segments for w in (s.words or ())]
 
     def forward(self, input_features: torch.Tensor, return_dict: bool = True, **_) -> BaseModelOutput:
-        from harness.reference.align import position_tokens
+        from harness.positions import position_tokens
 
         n_pos = input_features.shape[-1] // MEL_FRAMES_PER_POSITION
         ids, self.last_words = [], []
