@@ -3,7 +3,8 @@ read off it.
 
 Why its own module: the LEACE text concept (``harness.probes.leace``), the reference front end that writes the
 heard tokens at their positions (``harness.systems.reference.frontends``) and the reference trainer's alignment
-(``harness.reference.align``) must all agree on one rule, and none of them may import another.
+(``harness.reference.align``) must all agree on one rule, and they sit at three different layers (probes above
+systems, the training tool above both): the rule lives below all three.
 
 - ``seconds_per_position``: seconds of audio behind one audio embedding, from the system's family entry
   (``harness.families``);

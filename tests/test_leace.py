@@ -351,7 +351,7 @@ def test_default_erasure_layers_are_the_papers_nine_spread_over_the_decoder():
 
 # -- the untrained reference model -----------------------------------------------------------------------------
 def test_reference_model_erasure_changes_scores_and_keeps_them_deterministic(task):
-    from harness.reference import assemble
+    from harness.systems.reference import assemble
 
     ref = assemble.system()
     item = task.items[0]

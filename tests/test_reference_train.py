@@ -11,6 +11,7 @@ import torch
 
 from harness.reference import data as D
 from harness.reference import train as T
+from harness.systems.reference.trained import load_trained, load_weights
 
 SHORT = {"topic": 1, "sentiment": 1, "commonsense": 1, "speaking_rate": 1}
 
@@ -86,7 +87,7 @@ def clips(examples):
 @pytest.fixture(scope="module")
 def parts():
     from harness.lm import load_backbone
-    from harness.reference.assemble import assemble
+    from harness.systems.reference.assemble import assemble
 
     backbone = load_backbone()
     return backbone, assemble(seed=0, backbone=backbone)
@@ -127,7 +128,7 @@ def test_student_inputs_equal_the_adapters_and_teacher_answers_like_the_cascade(
 
 
 def test_two_steps_change_only_the_projector_and_write_loadable_weights(fresh, clips, tmp_path):
-    from harness.reference.assemble import assemble, projector_weights, state_digest
+    from harness.systems.reference.assemble import assemble, projector_weights, state_digest
 
     backbone, assembled = fresh
     before = {k: v.clone() for k, v in assembled[0].state_dict().items()}
@@ -150,7 +151,7 @@ def test_two_steps_change_only_the_projector_and_write_loadable_weights(fresh, c
     assert manifest["data"]["n_fit"] == len(fit) and len(manifest["data"]["sha256"]) == 64
     assert (out / "projector.safetensors").stat().st_size <= 20 * 2**20
     assert not (out / "encoder.safetensors").exists()
-    proj, enc = T.load_weights(out)
+    proj, enc = load_weights(out)
     assert enc == {} and state_digest(proj) == manifest["projector_sha256"] == state_digest(projector_weights(assembled[0]))
     model, _, info = assemble(projector_state=proj, backbone=backbone)
     assert info["projector_sha256"] == manifest["projector_sha256"]
@@ -183,7 +184,7 @@ def test_a_cuda_step_computes_the_cpu_loss_and_saves_cpu_weights(fresh, clips, t
                                backbone=bb, hyper=hyper, device=device, progress=lambda msg: None)
     cpu, gpu = (runs[d]["curve"]["points"][0]["loss"] for d in ("cpu", "cuda"))
     assert gpu == pytest.approx(cpu, rel=1e-3, abs=1e-4)
-    proj, _ = T.load_weights(tmp_path / "cuda")
+    proj, _ = load_weights(tmp_path / "cuda")
     assert all(v.device.type == "cpu" for v in proj.values())
     assert runs["cuda"]["device"].startswith("cuda: ") and runs["cpu"]["device"].startswith("cpu: ")
 
@@ -234,7 +235,7 @@ def test_acoustic_mode_trains_the_rate_objective_and_optional_top_encoder_layer(
                                          "model.audio_tower.layer_norm.")) for k in changed), changed
     assert any(k.startswith(f"model.audio_tower.layers.{top}.") for k in changed)
     assert "rate" in m["curve"]["points"][0] and m["encoder_layers_tuned"] == [top]
-    model, _, info = T.load_trained(tmp_path / "acoustic", backbone=backbone)
+    model, _, info = load_trained(tmp_path / "acoustic", backbone=backbone)
     assert all(torch.equal(model.state_dict()[k], after[k]) for k in changed)
     assert "+enc:" in info["revision"]
 

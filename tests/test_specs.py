@@ -83,6 +83,13 @@ def test_file_name_must_match_id_and_duplicates_fail(tmp_path: Path):
         load_specs(tmp_path)
 
 
+def test_every_registry_loader_kind_has_a_loader():
+    from harness.specs import LOADERS
+    from harness.systems.load import LOADERS as LOADER_FUNCTIONS
+
+    assert set(LOADER_FUNCTIONS) == set(LOADERS)
+
+
 def test_unknown_id_lists_known_ids():
     with pytest.raises(KeyError, match="qwen2-audio-7b-instruct"):
         get_spec("nope")

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(evaluate(args.model, args.tasks, args.items, progress=lambda m: print(m, flush=True)),
                          indent=2))
     elif args.command == "fit-prosody":
-        from harness.reference.frontends import build_prosody
+        from harness.reference.prosody import build_prosody
 
         build_prosody(args.out, rate_extra=args.rate_extra)
     elif args.command == "train":

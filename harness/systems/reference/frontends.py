@@ -8,16 +8,17 @@ Only what reaches the audio positions differs, and each front end states what th
 - :class:`TimedTokenTower` (``ref-transcriber``) — **text at the audio positions, by construction.** It decodes the
   clip's log-mel features with the packaged Whisper tiny.en (faster-whisper, greedy, word timestamps: the matched
   cascade's own ASR settings) and writes, at each audio position, the backbone's *own input embedding* of the
-  token being spoken there ("onset" layout of ``harness.reference.align``: a word's tokens from its first
+  token being spoken there ("onset" layout of ``harness.positions``: a word's tokens from its first
   position on, the " " token everywhere else — the layout the frozen backbone reads back best). The projector
   is the identity (``linear_1`` selects the 576 embedding channels, no activation, ``linear_2`` = I), so the
   audio embeddings *are* token embeddings. Nothing is trained.
 - :class:`EnergyContourTower` (``ref-prosody``) — **no text, by construction.** Each audio position receives only
   the clip's frame-energy contour (log of the summed mel power per 10 ms frame, relative to the clip's loudest
   frame) in a ±``CONTEXT_FRAMES`` window around it: one number per frame, never the spectrum, so no word can be
-  told from another. Its projector is a logistic read-out (:func:`prosody_assembled`, fitted by
-  :func:`fit_prosody` on the speaking-rate training clips) placing each position between the backbone's
-  embeddings of " slow" and " fast" — rate information a cascade cannot see, and no word of what was said.
+  told from another. Its projector is a logistic read-out (:func:`prosody_assembled`, fitted by the training
+  tool's ``harness.reference.prosody.fit_prosody`` on the speaking-rate training clips) placing each position
+  between the backbone's embeddings of " slow" and " fast" — rate information a cascade cannot see, and no word
+  of what was said.
 
 Shapes: Voxtral reshapes the tower's output to rows of ``audio_config.intermediate_size`` (= 4 stacked frames ×
 384) before the projector; both towers emit one such row per audio position (0.08 s), the payload in its
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-from harness.reference import assemble as A
+from harness.systems.reference import assemble as A
 
 SECONDS_PER_POSITION = 0.08      # Voxtral: Whisper's 20 ms frames, 4 stacked
 MEL_FRAMES_PER_POSITION = 8      # 10 ms log-mel frames per audio position
@@ -224,6 +225,15 @@ def transcriber(backbone=None, *, permute_seed: int | None = None, name: str = "
                              revision=revision, name=name)
 
 
+def load_transcriber(spec):
+    """The registry entry ``spec`` (loader "transcriber"), checked against the revision the registry pins."""
+    system = transcriber(name=spec.id)
+    if system.backbone.revision != spec.revision:
+        raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but its parts "
+                         f"(ASR model, backbone, layout) now build {system.backbone.revision!r}; update the entry")
+    return system
+
+
 def transcriber_revision(info: dict, asr, permute_seed: int | None = None) -> str:
     what = _digest("timed-tokens/onset", info["whisper_model_bin_sha256"], info["backbone_revision"], asr.fingerprint,
                    info["chunk_seconds"], permute_seed)
@@ -238,9 +248,10 @@ def prosody_assembled(projector_state: dict | None = None, *, backbone=None):
 
     The projector (Voxtral's own module, activation set to sigmoid) is
     ``e_slow + σ(w·x + b) · (e_fast − e_slow)``: hidden unit 0 is a logistic classifier of the position's energy
-    window ``x`` (weights from :func:`fit_prosody`), hidden unit 1 is a saturated constant; ``e_slow``/``e_fast``
-    are the backbone's input embeddings of " slow" and " fast". So every audio position is a point on one segment
-    of embedding space, placed by the energy contour alone — rate can reach the backbone, words cannot.
+    window ``x`` (weights from ``harness.reference.prosody.fit_prosody``), hidden unit 1 is a saturated constant;
+    ``e_slow``/``e_fast`` are the backbone's input embeddings of " slow" and " fast". So every audio position is a
+    point on one segment of embedding space, placed by the energy contour alone — rate can reach the backbone,
+    words cannot.
     ``projector_state`` None → an untrained read-out (w = 0: every position halfway)."""
     backbone = backbone or _backbone()
     model, proc, info = A.assemble(backbone=backbone)
@@ -285,58 +296,3 @@ def readout_state(model, backbone, weights: np.ndarray, bias: float) -> dict:
     lin2[:, 0] = e_fast - e_slow
     lin2[:, 1] = e_slow
     return {"linear_1.weight": lin1, "linear_2.weight": lin2}
-
-
-def fit_prosody(clips, *, seed: int = 0, progress=print) -> tuple[dict, dict]:
-    """Fit ref-prosody's read-out: a logistic regression (scikit-learn) of the clip's rate label on each audio
-    position's energy window, over every position of the training clips ([(Example, Audio, transcript)] with
-    ``label`` "slow"/"fast"; never an evaluation item). Returns (projector state, fit report)."""
-    from sklearn.linear_model import LogisticRegression
-
-    model, proc, _ = prosody_assembled()
-    tower = model.model.audio_tower
-    xs, ys, groups = [], [], []
-    for k, (ex, audio, _) in enumerate(clips):
-        if ex.label not in PROSODY_WORDS:
-            raise ValueError(f"training clip {ex.key}: rate label {ex.label!r} is not one of {PROSODY_WORDS}")
-        feats = proc.feature_extractor(audio.samples, sampling_rate=16_000, return_tensors="pt")["input_features"]
-        rows = tower(feats).last_hidden_state.reshape(-1, tower.intermediate)[:, : tower.width].numpy()
-        xs.append(rows)
-        ys.append(np.full(len(rows), PROSODY_WORDS.index(ex.label)))
-        groups.append(np.full(len(rows), k))
-    x, y, g = np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
-    clf = LogisticRegression(max_iter=5000, C=1.0, random_state=seed).fit(x, y)
-    per_clip = [float(clf.predict_proba(x[g == k])[:, 1].mean() > 0.5) == y[g == k][0] for k in range(len(clips))]
-    report = {"clips": len(clips), "positions": int(len(y)), "position_accuracy": float(clf.score(x, y)),
-              "clip_accuracy_mean_probability": float(np.mean(per_clip)), "C": 1.0, "seed": seed}
-    progress(f"ref-prosody read-out: {report}")
-    return readout_state(model, _backbone(), clf.coef_[0], float(clf.intercept_[0])), report
-
-
-def build_prosody(out_dir=None, *, rate_extra: int = 240, seed: int = 0, progress=print) -> dict:
-    """Fit and write ``fixtures/reference/ref-prosody`` (projector.safetensors + manifest.json) from the
-    speaking-rate training clips (speaking_rate's training split at its labels' rates, plus ``rate_extra`` other
-    training sentences re-spoken at those rates; ``harness.reference.data``). Seconds on a CPU once TTS is cached."""
-    import json
-    from pathlib import Path
-
-    from safetensors.torch import save_file
-
-    from harness.reference import data as D
-    from harness.reference.train import REFERENCE_DIR
-
-    out_dir = Path(out_dir) if out_dir is not None else REFERENCE_DIR / "ref-prosody"
-    fit, held, extra = D.examples(seed, rate_extra=rate_extra)
-    examples = [ex for ex in [*fit, *held] if ex.label] + extra
-    clips = D.synthesize(examples, desc="tts (rate clips)")
-    state, report = fit_prosody(clips, seed=seed, progress=progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out_dir / "projector.safetensors"))
-    manifest = {"mode": "ref-prosody", "what": "energy-contour front end + logistic read-out projector",
-                "chunk_seconds": A.CHUNK_SECONDS, "context_frames": CONTEXT_FRAMES,
-                "projector_sha256": A.state_digest(state), "data_sha256": D.data_hash(examples),
-                "n_clips": len(clips), "rate_extra": rate_extra, "seed": seed, "fit": report,
-                "command": f"python -m harness.reference fit-prosody --rate-extra {rate_extra}"}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    progress(f"wrote {out_dir} (projector {manifest['projector_sha256'][:12]})")
-    return manifest
