@@ -19,9 +19,10 @@ import torch
 
 from harness import paths, prompts
 from harness.cache import file_digest, stable_key
+from harness.reference.data import text_tasks
 from harness.tasks import load_task
 
-TUNE_TASKS = ("topic", "sentiment", "commonsense")  # text-sufficient closed tasks with training splits
+TUNE_TASKS = text_tasks()    # from the tasks' metadata: text-sufficient, closed answers, a training split
 ADAPTER_DIR = paths.BACKBONE_ADAPTER
 DEV_SHARE = 0.15
 SEED = 0
