@@ -181,6 +181,7 @@ def known_issue_mark(why: str, run: bool = True):
 # A worker (pytest-xdist) attaches each verdict and its model's curves to the call report; the controller (or the
 # one process of a serial run) collects them in pytest_runtest_logreport and writes the reports at session end.
 def pytest_configure(config) -> None:
+    _register_family_markers(config)
     config._verdicts = []
     config._curves = {}
     config._workers = {}           # model → xdist workers its verdicts came from (one, under --dist loadgroup)
@@ -192,6 +193,15 @@ def pytest_configure(config) -> None:
         config._tasks = {s: describe(s) for s in parse_sources(config.getoption("tasks", None))}
     except (LookupError, OSError, ValueError) as e:
         raise pytest.UsageError(f"--tasks: {e}") from None
+
+
+def _register_family_markers(config) -> None:
+    """One marker per model family (``-m ultravox``), from the family table: --strict-markers then accepts every
+    family a registry entry may name, and a new family needs no line in pytest.ini."""
+    from harness.families import FAMILIES
+
+    for family in FAMILIES.values():
+        config.addinivalue_line("markers", f"{family.name}: {family.description}")
 
 
 def _check_items_option(config) -> None:

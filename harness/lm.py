@@ -23,6 +23,7 @@ from typing import Sequence
 
 import torch
 
+from harness import paths
 from harness.cache import cache_dir, cache_lock, file_digest, stable_key
 
 PACKAGED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -260,9 +261,7 @@ def _tuned_checkpoint(progress=print) -> tuple[Path, str]:
     """The packaged backbone with the committed LoRA merged, saved once in the user cache (~2 s reloads)."""
     from peft import PeftModel
 
-    from harness.reference.backbone import ADAPTER_DIR
-
-    weights = ADAPTER_DIR / "adapter_model.safetensors"
+    weights = paths.BACKBONE_ADAPTER / "adapter_model.safetensors"
     if not weights.exists():
         raise RuntimeError(f"the offline backbone's adapter is missing ({weights}); rebuild it with "
                            "`python -m harness.reference tune-backbone`")
@@ -272,7 +271,7 @@ def _tuned_checkpoint(progress=print) -> tuple[Path, str]:
     def build(tmp: Path) -> None:
         progress(f"merging the task adapter into the backbone in {out} (once)")
         raw = load_raw_backbone()
-        merged = PeftModel.from_pretrained(raw.model, ADAPTER_DIR).merge_and_unload()
+        merged = PeftModel.from_pretrained(raw.model, paths.BACKBONE_ADAPTER).merge_and_unload()
         merged.save_pretrained(tmp)
         raw.tokenizer.save_pretrained(tmp)
 

@@ -1,8 +1,9 @@
 """Model registry: ``fixtures/models/*.toml`` → validated, frozen ``ModelSpec``s.
 
 A new release is one small TOML file. Validation fails loudly (``SpecError`` naming the file) on an unknown
-loader, a missing revision, or a backbone that contradicts the family; an explicitly unpinned revision
-(``revision_pinned = false`` + a note) is allowed and shows up as a warning in ``models_table``.
+loader or family (``harness.families``), a missing revision, or a backbone that contradicts the family; an
+explicitly unpinned revision (``revision_pinned = false`` + a note) is allowed and shows up as a warning in
+``models_table``.
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "models"
+from harness import families, paths
+
+DEFAULT_ROOT = paths.MODELS
 LOADERS = ("hf_native", "ultravox", "api", "reference", "disguised_cascade", "transcriber")
 OFFLINE_LOADERS = ("reference", "disguised_cascade", "transcriber")   # run from packaged weights on a CPU
 DTYPES = ("bfloat16", "float16", "float32")
@@ -19,9 +22,6 @@ DTYPES = ("bfloat16", "float16", "float32")
 # [backbone] repo loaded on its own (the paper's cascade; jointly-trained models keep it).
 CASCADE_KINDS = ("self", "separate")
 SELF_CASCADE_LOADERS = ("ultravox", "hf_native")
-# Families whose backbone is known: the backbone repo must contain one of these (case-insensitive).
-KNOWN_BACKBONES = {"ultravox": ("llama", "gemma", "qwen"), "qwen2_audio": ("qwen",), "phi4_multimodal": ("phi-4",),
-                   "voxtral": ("mistral", "ministral"), "granite_speech": ("granite",), "qwen2_5_omni": ("qwen2.5",)}
 
 
 class SpecError(ValueError):
@@ -120,6 +120,9 @@ def parse_spec(data: dict, path: Path = Path("<inline>.toml")) -> ModelSpec:
         _fail(path, f"file name must be the id ({sid}.toml)")
     if loader not in LOADERS:
         _fail(path, f"unknown loader {loader!r}; known loaders: {', '.join(LOADERS)}")
+    if family not in families.FAMILIES:
+        _fail(path, f"unknown family {family!r}; known families: {', '.join(families.FAMILIES)} "
+                    "(a new family is one entry in harness/families.py)")
     if loader != "api" and not data.get("revision"):
         _fail(path, "missing revision: pin a commit sha, or set revision = \"main\" with revision_pinned = false "
                     "and a revision_note saying why")
@@ -152,7 +155,7 @@ def parse_spec(data: dict, path: Path = Path("<inline>.toml")) -> ModelSpec:
             _fail(path, "missing [backbone] repo: the matched cascade's text LLM")
         if not bb.get("revision"):
             _fail(path, "missing [backbone] revision")
-        expected = KNOWN_BACKBONES.get(family)
+        expected = families.FAMILIES[family].backbones   # the backbone repo must contain one (case-insensitive)
         if expected and not any(tag in bb["repo"].lower() for tag in expected):
             _fail(path, f"backbone mismatch: family {family!r} uses a {'/'.join(expected)} backbone, "
                         f"got {bb['repo']!r}")

@@ -6,8 +6,9 @@ exact commit it saw (the job pins that revision before testing, ``--pin ID=REV``
 repo with no registry entry yet — is flagged for a human to add, not tested blind.
 
 The hub is asked through ``huggingface_hub.HfApi`` (``list_repo_commits`` per repo, ``list_models(author=,
-search=)`` per family rule in ``FAMILY_SEARCH``). Any object with those two methods works: tests pass a
-``RecordedHub`` built from JSON under ``fixtures/hub/``; ``--record PATH`` captures live answers in that format.
+search=)`` per family rule: each family's ``hub_search`` in ``harness.families``). Any object with those two methods
+works: tests pass a ``RecordedHub`` built from JSON under ``fixtures/hub/``; ``--record PATH`` captures live answers
+in that format.
 An unreachable hub (or ``HF_HUB_OFFLINE=1``) raises ``HubUnreachable``: the CLI prints one line and exits 3.
 """
 from __future__ import annotations
@@ -19,18 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
+from harness.families import FAMILIES
 from harness.specs import DEFAULT_ROOT, load_specs
 
 EXIT_UNREACHABLE = 3
-# family → (author, search) pairs for list_models; a hit that is not in the registry is a new family member.
-FAMILY_SEARCH = {
-    "ultravox": (("fixie-ai", "ultravox"),),
-    "qwen2_audio": (("Qwen", "Qwen2-Audio"),),
-    "qwen2_5_omni": (("Qwen", "Omni"),),
-    "phi4_multimodal": (("microsoft", "multimodal"),),
-    "voxtral": (("mistralai", "Voxtral"),),
-    "granite_speech": (("ibm-granite", "granite-speech"),),
-}
 # Re-packagings of a release, not new releases: quantised or converted copies.
 NOT_A_RELEASE = re.compile(r"gptq|awq|gguf|int4|int8|fp8|bnb|mlx|onnx|4bit|8bit", re.I)
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -98,7 +91,7 @@ def find_new_members(api, specs) -> list[dict]:
     quantised or converted copies (``NOT_A_RELEASE``) are skipped."""
     known = {s.repo.lower() for s in specs.values()}
     found = []
-    for family, rules in FAMILY_SEARCH.items():
+    for family, rules in ((f.name, f.hub_search) for f in FAMILIES.values()):
         for author, search in rules:
             hits = _call(api.list_models, author=author, search=search, limit=500)
             dates = [_iso(m.created_at) for m in hits if m.id.lower() in known and getattr(m, "created_at", None)]

@@ -2,9 +2,10 @@
 the tests).
 
 ``GraniteSpeechFeatureExtractor`` needs torchaudio, which has no build for the torch this project pins, so the
-adapter (``harness.systems.hf_native._granite_mel``) computes the same log-mel by hand. This script runs the real
-``GraniteSpeechProcessor`` (transformers' own code: features *and* the ``<|audio|>`` expansion) on fixed
-waveforms and prompts and writes its outputs to ``fixtures/parity/native/granite_speech.safetensors`` (+ ``.json``);
+adapter (``harness.families._granite_mel``, the granite_speech entry) computes the same log-mel by hand. This
+script runs the real ``GraniteSpeechProcessor`` (transformers' own code: features *and* the ``<|audio|>``
+expansion) on fixed waveforms and prompts and writes its outputs to
+``fixtures/parity/native/granite_speech.safetensors`` (+ ``.json``);
 ``tests/test_parity_native.py`` checks the adapter's inputs against them.
 
 The tokenizer is the tiny models' (``tests/tiny_models.tokenizer("granite_speech")``: the packaged SmolLM2 one

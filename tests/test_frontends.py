@@ -10,8 +10,8 @@ import torch
 
 from harness import tts
 from harness.asr import load_asr
-from harness.reference import frontends as F
-from harness.reference.align import position_tokens
+from harness.positions import position_tokens
+from harness.systems.reference import frontends as F
 
 CLIP = "The football club signed a new goalkeeper on Friday."
 

@@ -10,15 +10,12 @@ import torch
 
 from harness.asr import Word
 from harness.audio import Audio, Condition
+from harness.positions import normalise_word, seconds_per_position
 from harness.probes import leace
+from harness.probes.leace.hooks import _stream_at_audio
 from harness.runner import Runner
 from harness.tasks import load_task
-from tests import tiny_models
-from tests.test_lens import synthetic_clip, tiny_system
-
-EXPECTED_SECONDS = {"qwen2_audio": 0.04, "voxtral": 0.08, "granite_speech": 0.1, "phi4_multimodal": 0.08,
-                    "qwen2_5_omni": 0.04}
-
+from tests.test_lens import synthetic_clip
 
 class SyntheticRunner(Runner):
     def clean_audio(self, item):
@@ -137,12 +134,6 @@ def test_random_eraser_is_rank_matched_orthogonal_seeded_and_mostly_harmless():
 
 
 # -- labels ------------------------------------------------------------------------------------------------------
-def test_word_labels_follow_the_timestamps():
-    words = [Word("Hello,", 0.0, 0.35, 1.0), Word("world!", 0.40, 0.80, 1.0), Word("...", 0.8, 0.9, 1.0)]
-    got = leace.word_labels(words, 12, 0.08)
-    assert got == ["hello"] * 5 + ["world"] * 5 + [None, None]
-
-
 def test_text_concept_vocabulary_comes_from_fitting_items_only():
     task = load_task("sentiment")
     fit, held = list(task.items[:4]), task.items[5]
@@ -150,7 +141,7 @@ def test_text_concept_vocabulary_comes_from_fitting_items_only():
     words = {i: fake_words(it, audios[i]) for i, it in ((it.id, it) for it in [*fit, held])}
     concept = leace.text_concept(words, fit, 0.08, top_k=5)
     assert len(concept.classes) == 6 and concept.classes[-1] == leace.OTHER
-    fit_words = {leace.normalise_word(w.text) for it in fit for w in words[it.id]}
+    fit_words = {normalise_word(w.text) for it in fit for w in words[it.id]}
     assert set(concept.classes[:-1]) <= fit_words
     y = concept.labels(held, audios[held.id], 30)
     assert y.shape == (30,) and y.min() >= -1 and (y == -1).any() and (y >= 0).any()
@@ -168,33 +159,13 @@ def test_energy_concept_bins_loudness_and_skips_positions_past_the_clip():
     assert y[:5].tolist() == [1] * 5 and y[5:10].tolist() == [0] * 5 and y[10:].tolist() == [-1] * 4
 
 
-def test_seconds_per_position_is_known_per_family_and_refuses_unknown_ones():
-    task = load_task("sentiment")
-    item = task.items[0]
-    for family in tiny_models.FAMILIES:
-        system = tiny_system(family)
-        seconds = leace.seconds_per_position(system)
-        assert seconds == pytest.approx(EXPECTED_SECONDS[family])
-        for dur in (2.0, 4.0):   # the positions cover the clip (Voxtral: its fixed 30 s window)
-            n = len(system.audio_positions(system.inputs_for(task, item, synthetic_clip(item, dur))))
-            covered = 30.0 if family == "voxtral" else dur
-            assert covered <= n * seconds + 1e-6 <= covered + 0.3, (family, dur, n)
-
-    class Unknown:
-        name, family_name = "mystery", "mystery"
-        model = torch.nn.Linear(1, 1)
-        model.config = None
-    with pytest.raises(ValueError, match="mystery.*unknown for family 'mystery'"):
-        leace.seconds_per_position(Unknown())
-
-
 # -- hooks on every native class -----------------------------------------------------------------------------------
 from tests.probe_fixtures import system, task  # noqa: E402,F401  (shared fixtures)
 
 
 def _concepts(system, task, items):
     audios = [synthetic_clip(it) for it in items]
-    seconds = leace.seconds_per_position(system)
+    seconds = seconds_per_position(system)
     words = {it.id: fake_words(it, a) for it, a in zip(items, audios)}
     return audios, [leace.text_concept(words, items, seconds, top_k=8),
                     leace.energy_concept(items, audios, seconds, bins=4)]
@@ -227,7 +198,7 @@ def _cross_covariance(system, task, items, audios, concept, layers, eraser):
     """Per layer: max |Cov(stream at the audio positions, concept one-hot)| over the labelled positions."""
     xs, zs = {layer: [] for layer in layers}, []
     for item, audio in zip(items, audios):
-        inputs, positions = leace._stream_at_audio(system, task, item, audio)
+        inputs, positions = _stream_at_audio(system, task, item, audio)
         y = concept.labels(item, audio, len(positions))
         stream = leace.erased_stream(system, eraser, inputs)[:, positions].double()
         for layer in layers:
@@ -355,7 +326,7 @@ def test_leace_experiment_end_to_end(system, task):
     # the fitting-data probes train on every labelled fitting position and test on every evaluation position
     held = d["probes"]["text"]["none"][0]
     assert d["fit_probes"]["text"]["none"][0]["n_test"] == held["n_train"] + held["n_test"]
-    text = leace.text_concept(words, fit, leace.seconds_per_position(system), top_k=8)
+    text = leace.text_concept(words, fit, seconds_per_position(system), top_k=8)
     audios = {it.id: runner.audio(task, it, Condition()) for it in fit + evaluation}
     direct = leace.fit_probe_accuracy(system, task, fit, [audios[it.id] for it in fit], evaluation,
                                       [audios[it.id] for it in evaluation], text, [0, 1])
@@ -380,7 +351,7 @@ def test_default_erasure_layers_are_the_papers_nine_spread_over_the_decoder():
 
 # -- the untrained reference model -----------------------------------------------------------------------------
 def test_reference_model_erasure_changes_scores_and_keeps_them_deterministic(task):
-    from harness.reference import assemble
+    from harness.systems.reference import assemble
 
     ref = assemble.system()
     item = task.items[0]
@@ -393,4 +364,4 @@ def test_reference_model_erasure_changes_scores_and_keeps_them_deterministic(tas
     erased = leace.ErasedSystem(ref, big).answer(task, item, audio).scores
     assert erased != plain
     assert leace.ErasedSystem(ref, big).answer(task, item, audio).scores == erased
-    assert leace.seconds_per_position(ref) == pytest.approx(0.08)
+    assert seconds_per_position(ref) == pytest.approx(0.08)

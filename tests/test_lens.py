@@ -160,7 +160,7 @@ def test_layer_subset_and_range_errors(system, task):
 
 # -- the untrained reference model (a real 30-layer backbone) ----------------------------------------------------
 def test_reference_lens_equals_its_own_logits(task):
-    from harness.reference import assemble
+    from harness.systems.reference import assemble
 
     ref = assemble.system()
     item = task.items[0]

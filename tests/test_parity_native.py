@@ -13,7 +13,6 @@ the family's OWN processor builds for the same prompt and waveform.
 """
 import importlib.util
 import json
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -21,12 +20,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from harness import paths
 from harness.audio import Audio
 from harness.systems.hf_native import HFNativeSpeechLLM
 from tests import tiny_models
 
-ROOT = Path(__file__).resolve().parents[1]
-NATIVE = ROOT / "fixtures" / "parity" / "native"
+ROOT = paths.ROOT
+NATIVE = paths.NATIVE_PARITY
 PROMPT = "Classify the sentiment.\nText: {slot}\nAnswer with one word: positive, negative."
 
 

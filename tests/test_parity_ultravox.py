@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from harness import paths
 from harness.audio import Audio
 from harness.systems.ultravox import UltravoxSpeechLLM, load
 from harness.systems.ultravox_fixture import TINY_DIR, tiny_spec
@@ -24,7 +25,7 @@ CASES = sorted(META["cases"])
 
 def _builder():
     spec = importlib.util.spec_from_file_location("build_ultravox_parity",
-                                                  TINY_DIR.parents[2] / "scripts" / "build_ultravox_parity.py")
+                                                  paths.ROOT / "scripts" / "build_ultravox_parity.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

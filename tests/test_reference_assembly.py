@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from harness import tts
-from harness.reference import assemble as A
-from harness.reference import whisper_ct2
+from harness.systems.reference import assemble as A
+from harness.systems.reference import whisper_ct2
 
 CLIPS = ("The quick brown fox jumps over the lazy dog.",
          "The central bank raised interest rates again to fight stubborn inflation.")

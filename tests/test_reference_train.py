@@ -11,6 +11,7 @@ import torch
 
 from harness.reference import data as D
 from harness.reference import train as T
+from harness.systems.reference.trained import load_trained, load_weights
 
 SHORT = {"topic": 1, "sentiment": 1, "commonsense": 1, "speaking_rate": 1}
 
@@ -86,7 +87,7 @@ def clips(examples):
 @pytest.fixture(scope="module")
 def parts():
     from harness.lm import load_backbone
-    from harness.reference.assemble import assemble
+    from harness.systems.reference.assemble import assemble
 
     backbone = load_backbone()
     return backbone, assemble(seed=0, backbone=backbone)
@@ -127,7 +128,7 @@ def test_student_inputs_equal_the_adapters_and_teacher_answers_like_the_cascade(
 
 
 def test_two_steps_change_only_the_projector_and_write_loadable_weights(fresh, clips, tmp_path):
-    from harness.reference.assemble import assemble, projector_weights, state_digest
+    from harness.systems.reference.assemble import assemble, projector_weights, state_digest
 
     backbone, assembled = fresh
     before = {k: v.clone() for k, v in assembled[0].state_dict().items()}
@@ -150,7 +151,7 @@ def test_two_steps_change_only_the_projector_and_write_loadable_weights(fresh, c
     assert manifest["data"]["n_fit"] == len(fit) and len(manifest["data"]["sha256"]) == 64
     assert (out / "projector.safetensors").stat().st_size <= 20 * 2**20
     assert not (out / "encoder.safetensors").exists()
-    proj, enc = T.load_weights(out)
+    proj, enc = load_weights(out)
     assert enc == {} and state_digest(proj) == manifest["projector_sha256"] == state_digest(projector_weights(assembled[0]))
     model, _, info = assemble(projector_state=proj, backbone=backbone)
     assert info["projector_sha256"] == manifest["projector_sha256"]
@@ -183,7 +184,7 @@ def test_a_cuda_step_computes_the_cpu_loss_and_saves_cpu_weights(fresh, clips, t
                                backbone=bb, hyper=hyper, device=device, progress=lambda msg: None)
     cpu, gpu = (runs[d]["curve"]["points"][0]["loss"] for d in ("cpu", "cuda"))
     assert gpu == pytest.approx(cpu, rel=1e-3, abs=1e-4)
-    proj, _ = T.load_weights(tmp_path / "cuda")
+    proj, _ = load_weights(tmp_path / "cuda")
     assert all(v.device.type == "cpu" for v in proj.values())
     assert runs["cuda"]["device"].startswith("cuda: ") and runs["cpu"]["device"].startswith("cpu: ")
 
@@ -234,7 +235,7 @@ def test_acoustic_mode_trains_the_rate_objective_and_optional_top_encoder_layer(
                                          "model.audio_tower.layer_norm.")) for k in changed), changed
     assert any(k.startswith(f"model.audio_tower.layers.{top}.") for k in changed)
     assert "rate" in m["curve"]["points"][0] and m["encoder_layers_tuned"] == [top]
-    model, _, info = T.load_trained(tmp_path / "acoustic", backbone=backbone)
+    model, _, info = load_trained(tmp_path / "acoustic", backbone=backbone)
     assert all(torch.equal(model.state_dict()[k], after[k]) for k in changed)
     assert "+enc:" in info["revision"]
 
@@ -261,41 +262,6 @@ def test_audio_embeddings_are_held_at_the_token_embeddings_scale(fresh, clips):
     off = T.Trainer("ref-cascade", assembled=assembled, backbone=backbone, progress=lambda msg: None,
                     hyper=dict(match_text_scale=False))
     assert len(off.param_groups()) == 1
-
-
-def test_alignment_targets_spread_each_words_tokens_over_its_positions(parts):
-    """position_tokens: a word's backbone tokens in order over the positions it overlaps most; gaps → None."""
-    from harness.asr import Word
-    from harness.reference.align import position_tokens
-
-    backbone, _ = parts
-    words = [Word("Fireflies", 0.0, 0.32, 0.9), Word("glow.", 0.40, 0.56, 0.9), Word("—", 0.6, 0.7, 0.5)]
-    tokens, labels = position_tokens(backbone, words, 10, 0.08)
-    fire, glow = backbone.reply_ids(" Fireflies"), backbone.reply_ids(" glow.")
-    assert labels[:4] == ["Fireflies"] * 4 and labels[4] is None and labels[5:7] == ["glow."] * 2
-    assert labels[7:] == [None] * 3 and tokens[7:] == [None] * 3          # punctuation-only word: no target
-    run = [t for k, t in enumerate(tokens[:4]) if k == 0 or t != tokens[k - 1]]
-    assert run == fire[:4] if len(fire) <= 4 else set(run) <= set(fire)   # every token, in order
-    assert tokens[5] == glow[0] and tokens[6] == glow[min(len(glow) - 1, len(glow) // 2)]
-
-
-def test_onset_alignment_places_each_token_once_and_fills_the_rest(parts):
-    """position_tokens(layout="onset"): a word's tokens once, in order, from its first position; the rest None."""
-    from harness.asr import Word
-    from harness.reference.align import position_tokens
-
-    backbone, _ = parts
-    words = [Word("Fireflies", 0.0, 0.48, 0.9), Word("glow", 0.56, 0.72, 0.9)]
-    tokens, labels = position_tokens(backbone, words, 12, 0.08, layout="onset")
-    fire, glow = backbone.reply_ids(" Fireflies"), backbone.reply_ids(" glow")
-    assert len(fire) < 6 and len(glow) <= 2
-    assert tokens[:len(fire)] == fire and tokens[len(fire):6] == [None] * (6 - len(fire))
-    assert labels[:6] == ["Fireflies"] * 6 and labels[7:9] == ["glow"] * 2
-    assert [t for t in tokens[6:] if t is not None] == glow
-    short, _ = position_tokens(backbone, [Word("Fireflies", 0.0, 0.08, 0.9)], 3, 0.08, layout="onset")
-    assert short == [fire[0], None, None]          # more tokens than positions: an even subset, first kept
-    with pytest.raises(ValueError, match="layout 'diagonal'"):
-        position_tokens(backbone, words, 12, 0.08, layout="diagonal")
 
 
 def test_alignment_warm_start_moves_audio_embeddings_towards_the_spoken_tokens(fresh, clips, tmp_path):

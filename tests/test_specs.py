@@ -39,6 +39,7 @@ def _bad(**change):
 
 @pytest.mark.parametrize("data, message", [
     (_bad(loader="magic"), "unknown loader 'magic'"),
+    (_bad(family="magic"), "unknown family 'magic'; known families: ultravox, qwen2_audio"),
     (_bad(revision=None), "missing revision"),
     (_bad(revision="main"), "not a pin"),
     (_bad(revision="main", revision_pinned=False), "needs a revision_note"),
@@ -80,6 +81,13 @@ def test_file_name_must_match_id_and_duplicates_fail(tmp_path: Path):
     (tmp_path / "other.toml").write_text('id = "x"\nfamily = "f"\nloader = "api"\nrepo = "m"\napi_key_env = "K"\n')
     with pytest.raises(SpecError, match="file name must be the id"):
         load_specs(tmp_path)
+
+
+def test_every_registry_loader_kind_has_a_loader():
+    from harness.specs import LOADERS
+    from harness.systems.load import LOADERS as LOADER_FUNCTIONS
+
+    assert set(LOADER_FUNCTIONS) == set(LOADERS)
 
 
 def test_unknown_id_lists_known_ids():

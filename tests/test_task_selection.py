@@ -3,16 +3,16 @@ reason (and fail under --strict); a task folder of your own runs end to end. (Su
 test_collection.py.)"""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from harness import paths
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.ROOT
 EQ = str(ROOT / "equivalence_tests")
 BASE = ["--rootdir", str(ROOT), "-p", "no:cacheprovider"]
-OWN = str(ROOT / "fixtures" / "user-tasks" / "recorded_sentiment")
+OWN = str(paths.USER_TASKS / "recorded_sentiment")
 
 
 def _ids(result) -> set[str]:

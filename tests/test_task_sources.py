@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import soundfile
 
+from harness import paths
 from harness.audio import AudioError, Condition, measured_snr_db
 from harness.tasks import (HUB_TASKS, TaskSchemaError, UnknownTaskError, claim_tasks, describe, load_hub_task,
                            load_recording, load_task, mini_task_names, parse_sources)
 
-ROOT = Path(__file__).resolve().parents[1]
-OWN = ROOT / "fixtures" / "user-tasks" / "recorded_sentiment"
-HUB_COPIES = ROOT / "fixtures" / "hub-datasets"
+OWN = paths.USER_TASKS / "recorded_sentiment"
+HUB_COPIES = paths.HUB_DATASETS
 
 
 # --- naming a task ------------------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ def test_claim_tasks_come_from_metadata_not_a_list(tmp_path):
     ts, ti = claim_tasks([describe(s) for s in mini_task_names()])
     assert ts == ["commonsense", "sentiment", "topic"] and ti == ["speaking_rate"]   # trivia: open QA, no κ
     for name in ("topic", "speaking_rate"):   # a new mini twin is picked up by its own text_sufficient flag
-        shutil.copy(ROOT / "fixtures/tasks" / f"{name}.toml", tmp_path / f"{name}.toml")
+        shutil.copy(paths.TASKS / f"{name}.toml", tmp_path / f"{name}.toml")
     (tmp_path / "shapes.toml").write_text('kind = "classification"\ntext_sufficient = true\npaper_task = "x"\n'
                                           'instruction = "Which shape?"\nlabels = ["circle", "square"]\n')
     infos = [describe(s, root=tmp_path) for s in mini_task_names(tmp_path)]

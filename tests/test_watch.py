@@ -4,15 +4,14 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from harness import watch
+from harness import paths, watch
 from harness.__main__ import main
 from harness.specs import DEFAULT_ROOT, load_specs
 
-HUB = Path(__file__).resolve().parent.parent / "fixtures" / "hub"
+HUB = paths.HUB_RECORDINGS
 NEW_RELEASE = HUB / "new-release.json"
 UNREACHABLE = HUB / "unreachable.json"
 PINNED_8B = "779bcda5ad4b7ed18fd0a37f065a564ca18efa31"

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import inspect
 import random
-import string
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ import numpy as np
 import torch
 
 from harness.audio import Audio
+from harness.positions import normalise_piece, stop_words  # noqa: F401  (the lens's normalisation)
 from harness.tasks import Item, Task
 
 CI_METHOD = "percentile bootstrap over items (scipy.stats.bootstrap)"
@@ -49,29 +48,7 @@ LENS_ROWS = 512     # rows per unembedding pass (bounds the logits held at once:
 EXAMPLES = 5        # lens readings kept in ``to_dict`` (best layer, first items)
 
 
-def stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(ENGLISH_STOP_WORDS)
-
-
 # -- normalisation -----------------------------------------------------------------------------------------
-def normalise_piece(piece: str, stops: frozenset[str] | None = None) -> str | None:
-    """A decoded token or word → its normalised form, or None when it carries no content (see module doc)."""
-    s = piece.strip()
-    s = s.removeprefix("##").replace("▁", " ").replace("Ġ", " ").strip().lower()
-    s = "".join(ch for ch in unicodedata.normalize("NFKC", s) if ch != "\ufffd")
-    while s and (unicodedata.category(s[0]).startswith("P") or s[0] in string.punctuation):
-        s = s[1:]
-    while s and (unicodedata.category(s[-1]).startswith("P") or s[-1] in string.punctuation):
-        s = s[:-1]
-    if not any(ch.isalnum() for ch in s):
-        return None
-    if s in (stop_words() if stops is None else stops):
-        return None
-    return s
-
-
 class TokenNormaliser:
     """Per-tokenizer cache of id → normalised string (decoding is the slow part of scoring a curve)."""
 

@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.reference")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tune-backbone", help="LoRA-tune the packaged SmolLM2 on the tasks' training splits")
+    from harness.positions import LAYOUTS
     from harness.reference import train as T
 
     tr = sub.add_parser("train", help="train a reference speech-LLM's projector (Ultravox-style distillation)")
@@ -50,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="first regress the projector's audio embeddings onto the tokens spoken there (ASR word "
                          "timestamps; harness.reference.align) for this many steps (default 0: off)")
     tr.add_argument("--align-clips", type=int, default=None, help="fit clips used by --align-steps (default 400)")
-    tr.add_argument("--align-layout", choices=("spread", "onset"), default=None,
+    tr.add_argument("--align-layout", choices=LAYOUTS, default=None,
                     help="alignment targets: a word's tokens spread over its positions, or once from its onset "
-                         "with a filler elsewhere (default spread; see harness.reference.align.LAYOUTS)")
+                         "with a filler elsewhere (default spread; see harness.positions.LAYOUTS)")
     tr.add_argument("--scrambled", type=int, default=None,
                     help="add this many word-salad sentences (fit vocabulary, seeded) for the repeat objective only "
                          "(harness.reference.data.scrambled; default 0)")
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(evaluate(args.model, args.tasks, args.items, progress=lambda m: print(m, flush=True)),
                          indent=2))
     elif args.command == "fit-prosody":
-        from harness.reference.frontends import build_prosody
+        from harness.reference.prosody import build_prosody
 
         build_prosody(args.out, rate_extra=args.rate_extra)
     elif args.command == "train":

@@ -9,16 +9,17 @@ audio embeddings that look like the tokens being spoken. This stage gives the pr
 - ASR word timestamps (faster-whisper, ``word_timestamps=True``) place each transcript word in time (kept on
   disk: the 916 fit clips cost ~8 min of 2-core CPU the first time, seconds after);
 - the backbone's tokens of a word go to the audio positions the word overlaps most
-  (``harness.probes.leace.word_labels``'s rule), so a position's target is the *input embedding* of a token
+  (``harness.positions.position_tokens``), so a position's target is the *input embedding* of a token
   of the word spoken there — layout "spread" ("fire fire fl ies" for "fireflies" over four positions) or
-  "onset" ("fire fl ies ␣", the rest of the word and the silences on a filler token; see ``LAYOUTS``);
+  "onset" ("fire fl ies ␣", the rest of the word and the silences on a filler token; see
+  ``harness.positions.LAYOUTS``);
 - positions without a token of their own target the layout's filler with a smaller weight, so padding stays
   at the scale and place of an ordinary, uninformative token;
 - the projector (and nothing else) is fitted by weighted mean squared error with Adam on the cached encoder rows.
 
 The end-to-end objectives then start from embeddings near the spoken tokens. Only the "onset" layout is one
-the frozen backbone can read if matched exactly (``LAYOUTS``); after 1,500 align steps on 916 clips neither
-layout reads yet on its own (held-out repeat WER 1.27 onset, 2.46 spread, 2026-11-25). End to end (align +
+the frozen backbone can read if matched exactly (``harness.positions.LAYOUTS``); after 1,500 align steps on 916
+clips neither layout reads yet on its own (held-out repeat WER 1.27 onset, 2.46 spread, 2026-11-25). End to end (align +
 word salad + distillation, 2026-11-26) onset did not beat spread: level on the trainer's 12-sentence check at
 ~750 steps (0.78 vs 0.82), 0.73 on all 24 after 750 steps vs spread's 0.64 after 969.
 """
@@ -29,39 +30,9 @@ from typing import Callable, Sequence
 
 import torch
 
+from harness.positions import FILLER, position_tokens, seconds_per_position
+
 SILENCE_WEIGHT = 0.1        # weight of the filler positions (no token of their own) in the regression
-# Target layouts. "spread": a word's tokens stretched over all the positions it spans, "." where no word is
-# spoken — what the committed experiments used. "onset": each token once, from the word's first position on,
-# " " on every other position. Measured 2026-11-25 by putting the *exact* targets in place of the audio
-# embeddings (24 held-out sentences, frozen backbone, repeat prompt): spread → repeat WER 3.42 (it stutters
-# "fire fire fire fireflies …"), onset with " " filler → 0.56, the transcript as text (the cascade) → 0.35.
-LAYOUTS = ("spread", "onset")
-FILLER = {"spread": ".", "onset": " "}
-
-
-def position_tokens(backbone, words, n_positions: int, seconds: float,
-                    layout: str = "spread") -> tuple[list[int | None], list[str | None]]:
-    """Per audio position: the backbone token to regress onto (None: the layout's filler), and the word there."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"alignment layout {layout!r}: expected one of {LAYOUTS}")
-    from harness.probes.leace import word_owners
-
-    owner = word_owners(words, n_positions, seconds)
-    tokens: list[int | None] = [None] * n_positions
-    labels: list[str | None] = [None] * n_positions
-    for k, w in enumerate(words):
-        span = [i for i in range(n_positions) if owner[i] == k]
-        text = w.text.strip()
-        if not span:
-            continue
-        ids = backbone.reply_ids(" " + text)
-        for j, i in enumerate(span):
-            labels[i] = text
-            if layout == "spread":
-                tokens[i] = ids[min(len(ids) - 1, j * len(ids) // len(span))]
-            elif j < len(ids):      # onset; a word with more tokens than positions keeps an even subset
-                tokens[i] = ids[j] if len(ids) <= len(span) else ids[j * len(ids) // len(span)]
-    return tokens, labels
 
 
 def align_projector(trainer, clips: Sequence, *, steps: int = 600, lr: float = 1e-3, rows_per_step: int = 4096,
@@ -72,7 +43,6 @@ def align_projector(trainer, clips: Sequence, *, steps: int = 600, lr: float = 1
     (clips, rows, share of positions on a word, loss first/last, cosine to the target on word positions, seconds).
     """
     from harness.asr import load_asr
-    from harness.probes.leace import seconds_per_position
 
     if not clips:
         raise ValueError("align_projector: no clips to align (check --align-clips and the fit set)")

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 
-from harness import prompts
+from harness import paths, prompts
 from harness.cache import file_digest, stable_key
+from harness.reference.data import text_tasks
 from harness.tasks import load_task
 
-TUNE_TASKS = ("topic", "sentiment", "commonsense")  # text-sufficient closed tasks with training splits
-ADAPTER_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "backbone"
+TUNE_TASKS = text_tasks()    # from the tasks' metadata: text-sufficient, closed answers, a training split
+ADAPTER_DIR = paths.BACKBONE_ADAPTER
 DEV_SHARE = 0.15
 SEED = 0
 HYPER = dict(r=8, alpha=16, dropout=0.0, lr=3e-4, epochs=3, batch=16,
@@ -138,7 +139,7 @@ def train(out_dir: Path = ADAPTER_DIR, progress=print) -> dict:
 
 def _git_sha() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ADAPTER_DIR.parents[2], capture_output=True,
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True,
                               text=True, check=True).stdout.strip()
     except Exception:
         return "unknown"

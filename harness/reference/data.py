@@ -28,10 +28,24 @@ from tqdm.auto import tqdm
 from harness import tts
 from harness.audio import Audio
 from harness.cache import stable_key
-from harness.tasks import Item, Task, load_task, mini_task_names, normalize_answer
+from harness.tasks import HUB_TASKS, Item, Task, claim_tasks, describe, load_task, mini_task_names, normalize_answer
 
-TRAIN_TASKS = ("topic", "sentiment", "commonsense", "speaking_rate")
-RATE_TASK = "speaking_rate"
+
+def text_tasks() -> tuple[str, ...]:
+    """The mini twins whose training sentences teach the offline backbone its tasks (``backbone.TUNE_TASKS``) and
+    the reference projector its text objectives, read from the tasks' own metadata: the text-sufficient tasks with a
+    closed answer that the claims use by default (``harness.tasks.claim_tasks``: no control, no open QA) and that
+    have a training split. Order: that of the paper datasets they stand in for (``HUB_TASKS``, via ``mini_twin``),
+    then by name — the order fixes the shuffles and the data hashes the committed manifests record.
+    Today: topic, sentiment, commonsense."""
+    text_sufficient, _ = claim_tasks([describe(name) for name in mini_task_names()])
+    paper = [spec.mini_twin for spec in HUB_TASKS.values() if spec.mini_twin]
+    rank = {name: (paper.index(name) if name in paper else len(paper), name) for name in text_sufficient}
+    return tuple(sorted((name for name in text_sufficient if load_task(name).train), key=rank.__getitem__))
+
+
+RATE_TASK = "speaking_rate"     # ref-acoustic's own objective: the label lives in the voice, not the words
+TRAIN_TASKS = (*text_tasks(), RATE_TASK)
 RATE_RANGE = (0.8, 1.25)
 HELDOUT_PER_TASK = 6
 SEED = 0

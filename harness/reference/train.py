@@ -1,7 +1,7 @@
 """Train the reference speech-LLMs' projector (Ultravox-style) on CPU: ``ref-cascade`` and ``ref-acoustic``.
 (``device="cuda"`` / ``--device cuda`` runs the same loop on a GPU; the manifest records which device trained.)
 
-Model: :func:`harness.reference.assemble.assemble` — frozen converted Whisper tiny.en encoder, seeded random
+Model: :func:`harness.systems.reference.assemble.assemble` — frozen converted Whisper tiny.en encoder, seeded random
 ``multi_modal_projector``, frozen offline backbone. Only the projector trains (and, for ``ref-acoustic`` with
 ``unfreeze_encoder_layers`` > 0, the top encoder layers + the encoder's final LayerNorm).
 
@@ -33,7 +33,8 @@ the unit test checks them against the adapter's ``prefix_embeds``.
 
 Output (``out_dir``, default ``fixtures/reference/<mode>/``): ``projector.safetensors`` (float32, ~4.9 MB),
 ``encoder.safetensors`` when encoder layers were tuned, and ``manifest.json`` (input hashes, data hash,
-code version, seed, hyperparameters, curve summary, held-out checks). :func:`load_trained` reassembles.
+code version, seed, hyperparameters, curve summary, held-out checks). ``harness.systems.reference.trained``
+loads them back (the suite's path to a trained reference; it never imports this trainer).
 """
 from __future__ import annotations
 
@@ -49,10 +50,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from harness import prompts
+from harness import paths, prompts
 from harness.reference import data as D
+from harness.systems.reference.trained import load_weights
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
 MODES = ("ref-cascade", "ref-acoustic")
 REPEAT_INSTRUCTION = "Repeat exactly what was said."
 END = "<|im_end|>"
@@ -151,7 +152,7 @@ class Trainer:
     def __init__(self, mode: str, *, seed: int = 0, hyper: dict | None = None, assembled=None, backbone=None,
                  chunk_seconds: int | None = None, device: str = "cpu", progress: Callable[[str], None] = print):
         from harness.lm import load_backbone
-        from harness.reference import assemble as A
+        from harness.systems.reference import assemble as A
         from harness.systems.hf_native import HFNativeSpeechLLM
 
         if mode not in MODES:
@@ -459,7 +460,7 @@ class Trainer:
     # -- output -----------------------------------------------------------------------------------------------
     def trained_state(self) -> tuple[dict, dict]:
         """(projector state, tuned encoder state or {}) as detached float32 copies."""
-        from harness.reference.assemble import projector_weights
+        from harness.systems.reference.assemble import projector_weights
 
         enc = {}
         tower = self.model.model.audio_tower
@@ -491,7 +492,7 @@ def save(trainer: Trainer, out_dir: Path, result: dict, data_info: dict) -> dict
     import transformers
     from safetensors.torch import save_file
 
-    from harness.reference.assemble import state_digest
+    from harness.systems.reference.assemble import state_digest
     from harness.reference.backbone import _git_sha
 
     out_dir = Path(out_dir)
@@ -504,7 +505,7 @@ def save(trainer: Trainer, out_dir: Path, result: dict, data_info: dict) -> dict
     info = trainer.info
     manifest = {
         "what": f"{trainer.mode}: trained multi_modal_projector" + (" + top encoder layers" if enc else "")
-                + " of the Voxtral-class reference (harness.reference.assemble)",
+                + " of the Voxtral-class reference (harness.systems.reference.assemble)",
         "mode": trainer.mode,
         "whisper_model_bin_sha256": info["whisper_model_bin_sha256"],
         "backbone_id": info["backbone_id"], "backbone_revision": info["backbone_revision"],
@@ -532,46 +533,6 @@ def _device_name(device: torch.device) -> str:
     return f"{device.type}: {torch.get_num_threads()} threads"
 
 
-def load_weights(path: Path) -> tuple[dict, dict]:
-    """(projector state, encoder state or {}) from a trained folder."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    enc = path / "encoder.safetensors"
-    return load_file(str(path / "projector.safetensors")), (load_file(str(enc)) if enc.exists() else {})
-
-
-def load_trained(path: Path, *, backbone=None):
-    """(model, processor, info) assembled with the trained weights in ``path`` (projector + any encoder layers)."""
-    from harness.reference.assemble import assemble, state_digest
-
-    path = Path(path)
-    manifest = json.loads((path / "manifest.json").read_text())
-    proj, enc = load_weights(path)
-    if manifest.get("mode") == "ref-prosody":      # a different front end (harness.reference.frontends)
-        from harness.reference.frontends import prosody_assembled
-
-        model, proc, info = prosody_assembled(proj, backbone=backbone)
-    else:
-        model, proc, info = assemble(proj, chunk_seconds=manifest["chunk_seconds"], backbone=backbone)
-    if enc:
-        model.model.audio_tower.load_state_dict(enc, strict=False)
-        info = dict(info, encoder_sha256=state_digest(enc),
-                    revision=info["revision"] + f"+enc:{state_digest(enc)[:12]}")
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model, proc, dict(info, manifest=manifest)
-
-
-def trained_system(path: Path, name: str | None = None, *, backbone=None):
-    """The trained reference behind the standard adapter (``HFNativeSpeechLLM``, family voxtral)."""
-    from harness.systems.hf_native import HFNativeSpeechLLM
-
-    model, proc, info = load_trained(path, backbone=backbone)
-    return HFNativeSpeechLLM(model, proc, "voxtral", model_id=info["model_id"], revision=info["revision"],
-                             name=name or info["manifest"]["mode"])
-
-
 # -- entry points -----------------------------------------------------------------------------------------------
 def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path | None = None,
           hyper: dict | None = None, fit=None, heldout=None, rate_clips=None, repeat_clips=None, assembled=None,
@@ -583,7 +544,7 @@ def train(mode: str, steps: int = DEFAULT_STEPS, *, seed: int = 0, out_dir: Path
     (tests); by default :mod:`harness.reference.data` builds them (TTS, cached). Returns the manifest, with
     the live ``Trainer`` under the key ``"_trainer"`` (not written to disk).
     """
-    out_dir = Path(out_dir) if out_dir is not None else REFERENCE_DIR / mode
+    out_dir = Path(out_dir) if out_dir is not None else paths.reference_weights(mode)
     trainer = Trainer(mode, seed=seed, hyper=hyper, assembled=assembled, backbone=backbone, device=device,
                       progress=progress)
     h = trainer.hyper

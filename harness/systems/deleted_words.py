@@ -14,7 +14,7 @@ from harness.systems.base import answer_from_prefix
 
 class WordsDeletedCascade:
     def __init__(self, cascade, words):
-        from harness.probes.leace import normalise_word
+        from harness.positions import normalise_word
 
         self.inner, self.words = cascade, frozenset(words)
         self._normalise = normalise_word

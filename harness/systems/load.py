@@ -7,17 +7,66 @@ reuses that same copy: one model per job on the GPU.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from harness.specs import ModelSpec, get_spec
-
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
 
 
 def _device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# -- one loader per registry ``loader`` kind: (spec, device) → the speech-LLM -------------------------------------
+# Each imports its module on use: a CPU session never pays for the GPU loaders' imports, and the other way round.
+def _reference(spec: ModelSpec, device: str):
+    from harness.systems.reference.trained import load
+
+    return load(spec)
+
+
+def _transcriber(spec: ModelSpec, device: str):
+    from harness.systems.reference.frontends import load_transcriber
+
+    return load_transcriber(spec)
+
+
+def _disguised_cascade(spec: ModelSpec, device: str):
+    from harness.asr import ASR
+    from harness.lm import load_backbone
+    from harness.systems.cascade import Cascade
+
+    beam = int(spec.revision.removeprefix("beam"))
+    return Cascade(ASR(spec.repo, device=device, beam_size=beam),
+                   load_backbone(spec.backbone.repo, spec.backbone.revision), name=spec.id)
+
+
+def _hf_native(spec: ModelSpec, device: str):
+    from harness.availability import free_gpu_gb, memory_error
+    from harness.systems import hf_native
+    from harness.systems.load_errors import ModelLoadError, explained
+
+    problem = memory_error(spec, free_gpu_gb()) if device.startswith("cuda") else None
+    if problem:          # before from_pretrained, not an OOM halfway through it
+        raise ModelLoadError(f"{problem}: free the GPU or use a larger one")
+    with explained(spec):
+        return hf_native.load(spec, device=device)
+
+
+def _ultravox(spec: ModelSpec, device: str):
+    from harness.systems import ultravox
+
+    return ultravox.load(spec, device=device)
+
+
+def _api(spec: ModelSpec, device: str):
+    from harness.systems.api import APISpeechLLM
+
+    return APISpeechLLM(spec)
+
+
+LOADERS = {"reference": _reference, "transcriber": _transcriber, "disguised_cascade": _disguised_cascade,
+           "hf_native": _hf_native, "ultravox": _ultravox, "api": _api}     # keys: harness.specs.LOADERS
 
 
 def load_speech_llm(spec: ModelSpec, *, trust_remote_code: bool = False, device: str | None = None):
@@ -27,55 +76,9 @@ def load_speech_llm(spec: ModelSpec, *, trust_remote_code: bool = False, device:
     from harness.availability import require_opt_in
 
     require_opt_in(spec, trust_remote_code)
-    device = device or _device()
-    if spec.loader == "reference":
-        from harness.reference.train import trained_system
-
-        folder = REFERENCE_DIR / spec.id
-        if not (folder / "projector.safetensors").exists():
-            raise FileNotFoundError(f"{spec.id}: no trained weights in {folder}; rebuild them with "
-                                    f"`python -m harness.reference train {spec.id}`")
-        system = trained_system(folder, spec.id)
-        digest = system.backbone.revision.split("proj:")[-1][:12]
-        if not spec.revision.startswith(digest):
-            raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but the "
-                             f"committed projector is {digest!r}; update the registry entry after retraining")
-        return system
-    if spec.loader == "transcriber":
-        from harness.reference.frontends import transcriber
-
-        system = transcriber(name=spec.id)
-        if system.backbone.revision != spec.revision:
-            raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but its parts "
-                             f"(ASR model, backbone, layout) now build {system.backbone.revision!r}; update the entry")
-        return system
-    if spec.loader == "disguised_cascade":
-        from harness.asr import ASR
-        from harness.lm import load_backbone
-        from harness.systems.cascade import Cascade
-
-        beam = int(spec.revision.removeprefix("beam"))
-        return Cascade(ASR(spec.repo, device=device, beam_size=beam),
-                       load_backbone(spec.backbone.repo, spec.backbone.revision), name=spec.id)
-    if spec.loader == "hf_native":
-        from harness.availability import free_gpu_gb, memory_error
-        from harness.systems import hf_native
-        from harness.systems.load_errors import ModelLoadError, explained
-
-        problem = memory_error(spec, free_gpu_gb()) if device.startswith("cuda") else None
-        if problem:          # before from_pretrained, not an OOM halfway through it
-            raise ModelLoadError(f"{problem}: free the GPU or use a larger one")
-        with explained(spec):
-            return hf_native.load(spec, device=device)
-    if spec.loader == "ultravox":
-        from harness.systems import ultravox
-
-        return ultravox.load(spec, device=device)
-    if spec.loader == "api":
-        from harness.systems.api import APISpeechLLM
-
-        return APISpeechLLM(spec)
-    raise ValueError(f"{spec.id}: unknown loader {spec.loader!r}")
+    if spec.loader not in LOADERS:
+        raise ValueError(f"{spec.id}: unknown loader {spec.loader!r}")
+    return LOADERS[spec.loader](spec, device or _device())
 
 
 def speech_llm(model_id: str, trust_remote_code: bool = False):
@@ -115,7 +118,7 @@ def cascade(model_id: str, kind: str | None = None, trust_remote_code: bool = Fa
 @functools.cache
 def permuted_transcriber(model_id: str, seed: int = 0):
     """The emergence claim's mutant of a ``transcriber`` model: every token written as a fixed other token."""
-    from harness.reference.frontends import transcriber
+    from harness.systems.reference.frontends import transcriber
 
     spec = get_spec(model_id)
     if spec.loader != "transcriber":

@@ -39,6 +39,8 @@ class UltravoxSpeechLLM(SpeechLLM):
     ``provenance``: what was loaded from where (``ultravox_weights.Provenance``), for the doctor.
     """
 
+    family_name = "ultravox"      # its entry in harness.families (seconds per audio position, ...)
+
     def __init__(self, model: torch.nn.Module, processor, *, model_id: str, revision: str, name: str | None = None,
                  provenance=None):
         self.provenance = provenance

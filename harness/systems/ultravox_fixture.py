@@ -7,12 +7,12 @@ entry: claims never run on it.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from harness import paths
 from harness.specs import Backbone, ModelSpec
 
 TINY_ID = "ultravox-tiny"
-TINY_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "parity" / "ultravox-tiny"
+TINY_DIR = paths.ULTRAVOX_TINY
 
 
 def tiny_spec() -> ModelSpec:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from harness import paths
+
 from .corpus import trivia_records
 from .schema import Record, TaskSchemaError, check_task_wide, read_jsonl
 from .types import KINDS, Item, Task
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "fixtures" / "tasks"
+DEFAULT_ROOT = paths.TASKS
 
 _META_REQUIRED = {"kind": str, "text_sufficient": bool, "instruction": str, "paper_task": str}
 _META_OPTIONAL = {"labels", "speech", "corpus", "control"}

@@ -8,14 +8,14 @@ Only what reaches the audio positions differs, and each front end states what th
 - :class:`TimedTokenTower` (``ref-transcriber``) — **text at the audio positions, by construction.** It decodes the
   clip's log-mel features with the packaged Whisper tiny.en (faster-whisper, greedy, word timestamps: the matched
   cascade's own ASR settings) and writes, at each audio position, the backbone's *own input embedding* of the
-  token being spoken there ("onset" layout of ``harness.reference.align``: a word's tokens from its first
+  token being spoken there ("onset" layout of ``harness.positions``: a word's tokens from its first
   position on, the " " token everywhere else — the layout the frozen backbone reads back best). The projector
   is the identity (``linear_1`` selects the 576 embedding channels, no activation, ``linear_2`` = I), so the
   audio embeddings *are* token embeddings. Nothing is trained.
 - :class:`EnergyContourTower` (``ref-prosody``) — **no text, by construction.** Its only input is the clip's
   frame-energy contour (log of the summed mel power per 10 ms frame, relative to the clip's loudest frame): one
   number per frame, never the spectrum, so no word can be told from another. A logistic read-out of the contour's
-  clip-level statistics (fitted by :func:`fit_prosody` on the speaking-rate training clips) decides "slow" or
+  clip-level statistics (fitted by the training tool's ``harness.reference.prosody.fit_prosody`` on the speaking-rate training clips) decides "slow" or
   "fast" for the whole clip; the projector (:func:`prosody_assembled`) then writes a *rate word* (" quick",
   " sluggish", …: :data:`RATE_WORDS`) at every position after the sound has ended, and the " " filler at every
   position while it lasts. So the positions that are heard hold nothing that depends on the sound, and the rate
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-from harness.reference import assemble as A
+from harness.systems.reference import assemble as A
 
 SECONDS_PER_POSITION = 0.08      # Voxtral: Whisper's 20 ms frames, 4 stacked
 MEL_FRAMES_PER_POSITION = 8      # 10 ms log-mel frames per audio position
@@ -123,7 +123,7 @@ class TimedTokenTower(torch.nn.Module):
                 for s in segments for w in (s.words or ())]
 
     def forward(self, input_features: torch.Tensor, return_dict: bool = True, **_) -> BaseModelOutput:
-        from harness.reference.align import position_tokens
+        from harness.positions import position_tokens
 
         n_pos = input_features.shape[-1] // MEL_FRAMES_PER_POSITION
         ids, self.last_words = [], []
@@ -252,6 +252,15 @@ def transcriber(backbone=None, *, permute_seed: int | None = None, name: str = "
                              revision=revision, name=name)
 
 
+def load_transcriber(spec):
+    """The registry entry ``spec`` (loader "transcriber"), checked against the revision the registry pins."""
+    system = transcriber(name=spec.id)
+    if system.backbone.revision != spec.revision:
+        raise ValueError(f"{spec.id}: fixtures/models/{spec.id}.toml pins revision {spec.revision!r} but its parts "
+                         f"(ASR model, backbone, layout) now build {system.backbone.revision!r}; update the entry")
+    return system
+
+
 def transcriber_revision(info: dict, asr, permute_seed: int | None = None) -> str:
     what = _digest("timed-tokens/onset", info["whisper_model_bin_sha256"], info["backbone_revision"], asr.fingerprint,
                    info["chunk_seconds"], permute_seed)
@@ -272,7 +281,7 @@ def prosody_assembled(projector_state: dict | None = None, *, backbone=None):
     """(model, processor, info) of ``ref-prosody``: the energy-contour tower + a sigmoid projector (Voxtral's own
     module, activation set to sigmoid) that writes the " " filler while the sound lasts and, after it, the rate
     word of the position's slot for the rate the read-out decides (:func:`readout_state`; weights from
-    :func:`fit_prosody`). ``projector_state`` None → an untrained read-out (w = 0, b = 0: undecided)."""
+    ``harness.reference.prosody.fit_prosody``). ``projector_state`` None → an untrained read-out (w = 0, b = 0: undecided)."""
     backbone = backbone or _backbone()
     model, proc, info = A.assemble(backbone=backbone)
     tower = EnergyContourTower(model.config.audio_config.intermediate_size)
@@ -329,65 +338,3 @@ def _one_token(backbone, word: str) -> int:
     if len(ids) != 1:
         raise ValueError(f"rate word {word!r} is {len(ids)} tokens for this backbone; ref-prosody needs one-token words")
     return ids[0]
-
-
-def fit_prosody(clips, *, seed: int = 0, progress=print) -> tuple[dict, dict]:
-    """Fit ref-prosody's read-out: a logistic regression (scikit-learn) of each training clip's rate label on its
-    clip-level energy features ([(Example, Audio, transcript)] with ``label`` "slow"/"fast"; never an evaluation
-    item). Returns (projector state, fit report with the training and 5-fold cross-validated clip accuracy)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model, proc, _ = prosody_assembled()
-    tower = model.model.audio_tower
-    xs, ys = [], []
-    for ex, audio, _ in clips:
-        if ex.label not in PROSODY_WORDS:
-            raise ValueError(f"training clip {ex.key}: rate label {ex.label!r} is not one of {PROSODY_WORDS}")
-        feats = proc.feature_extractor(audio.samples, sampling_rate=16_000, return_tensors="pt")["input_features"]
-        xs.append(tower.features(feats)[0].numpy())
-        ys.append(PROSODY_WORDS.index(ex.label))
-    x, y = np.stack(xs), np.asarray(ys)
-    # Standardised features (the modulation channels are ~100× smaller than the contour's), folded back into
-    # (w, b) afterwards so the projector reads the raw features: w·(x − μ)/σ + b = (w/σ)·x + (b − Σ wμ/σ).
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=1.0, random_state=seed))
-    cv = cross_val_score(clf, x, y, cv=5)
-    clf.fit(x, y)
-    scaler, logistic = clf[0], clf[1]
-    weights = logistic.coef_[0] / scaler.scale_
-    bias = float(logistic.intercept_[0] - (logistic.coef_[0] * scaler.mean_ / scaler.scale_).sum())
-    report = {"clips": len(clips), "clip_accuracy": float(clf.score(x, y)),
-              "clip_accuracy_cv5": float(cv.mean()), "C": 1.0, "standardised": True, "seed": seed}
-    progress(f"ref-prosody read-out: {report}")
-    return readout_state(model, _backbone(), weights, bias), report
-
-
-def build_prosody(out_dir=None, *, rate_extra: int = 240, seed: int = 0, progress=print) -> dict:
-    """Fit and write ``fixtures/reference/ref-prosody`` (projector.safetensors + manifest.json) from the
-    speaking-rate training clips (speaking_rate's training split at its labels' rates, plus ``rate_extra`` other
-    training sentences re-spoken at those rates; ``harness.reference.data``). Seconds on a CPU once TTS is cached."""
-    import json
-    from pathlib import Path
-
-    from safetensors.torch import save_file
-
-    from harness.reference import data as D
-    from harness.reference.train import REFERENCE_DIR
-
-    out_dir = Path(out_dir) if out_dir is not None else REFERENCE_DIR / "ref-prosody"
-    fit, held, extra = D.examples(seed, rate_extra=rate_extra)
-    examples = [ex for ex in [*fit, *held] if ex.label] + extra
-    clips = D.synthesize(examples, desc="tts (rate clips)")
-    state, report = fit_prosody(clips, seed=seed, progress=progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out_dir / "projector.safetensors"))
-    manifest = {"mode": "ref-prosody", "what": "energy-contour front end + clip-level logistic read-out writing rate words in the silent tail",
-                "chunk_seconds": A.CHUNK_SECONDS, "context_frames": CONTEXT_FRAMES,
-                "projector_sha256": A.state_digest(state), "data_sha256": D.data_hash(examples),
-                "n_clips": len(clips), "rate_extra": rate_extra, "seed": seed, "fit": report,
-                "command": f"python -m harness.reference fit-prosody --rate-extra {rate_extra}"}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    progress(f"wrote {out_dir} (projector {manifest['projector_sha256'][:12]})")
-    return manifest

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.reference import whisper_ct2
+from harness.systems.reference import whisper_ct2
 
 AUDIO_TOKEN = "<jupyter_output>"        # id 14 in SmolLM2's vocabulary; never produced by the chat template
 BEGIN_AUDIO_TOKEN = "<jupyter_start>"   # id 11
