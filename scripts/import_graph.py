@@ -19,11 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("parts", ("harness.paths", "harness.cache", "harness.families", "harness.audio", "harness.tts", "harness.asr",
                "harness.lm", "harness.tasks", "harness.stats", "harness.prompts", "harness.positions",
-               "harness.specs", "harness.availability", "harness.verdict")),
+               "harness.specs", "harness.availability")),
     ("systems", ("harness.systems",)),
     ("runner", ("harness.runner",)),
     ("probes", ("harness.probes",)),
-    ("claims", ("harness.claims", "harness.evidence")),
+    # A claim module owns its figure and curve schema, drawn with the report's shared helpers (plots, schema).
+    ("report parts", ("harness.report.plots", "harness.report.schema")),
+    ("claims", ("harness.claims", "harness.evidence", "harness.verdict")),
     ("apps", ("harness.report", "harness.doctor", "harness.watch", "harness.__main__", "harness.probes.__main__")),
     ("tool", ("harness.reference",)),
 ]

@@ -8,6 +8,8 @@ the paper or from statistics, never fitted to our own fixtures.
 """
 from __future__ import annotations
 
+from harness import paths
+
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from harness.claims.checks import count, number, text
 from harness.claims.registry import NAMES, claim, expand
 from harness.verdict import Verdict
 
-CLAIMS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "claims"
+CLAIMS_DIR = paths.CLAIMS
 
 
 class ClaimsFileError(ValueError):

@@ -20,6 +20,8 @@ the same way), each a RunRecord holding that model's part of a run.
 """
 from __future__ import annotations
 
+from harness import paths
+
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from pathlib import Path
 from harness.report.record import RecordError, RunRecord, merge
 from harness.verdict import Verdict
 
-BASELINES = Path(__file__).resolve().parents[2] / "fixtures" / "baselines"
+BASELINES = paths.BASELINES
 SYMBOLS = {"kappa": "κ"}
 ORDER = ("BROKE EQUIVALENCE", "NOW FAILING", "NEW FAILING", "REACHED EQUIVALENCE", "NOW PASSING", "CHANGED",
          "MOVED", "NEW", "GONE")

@@ -32,6 +32,8 @@ claims had one name each still load and diff.
 """
 from __future__ import annotations
 
+from harness import paths
+
 import importlib.metadata
 import json
 import math
@@ -50,7 +52,7 @@ from harness.verdict import Verdict
 SCHEMA_VERSION = 2
 V1_CURVES = {"lens": "emergence", "erasure": "collapse"}     # version 1's curve keys → the claims' names
 RECORD_FILENAME = "record.json"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = paths.ROOT
 PACKAGES = ("torch", "transformers", "faster-whisper", "ctranslate2", "concept-erasure", "huggingface_hub",
             "accelerate", "peft", "numpy", "scipy", "statsmodels", "scikit-learn", "piper-tts", "matplotlib",
             "pytest")
