@@ -228,6 +228,19 @@ _QWEN_AUDIO_TOKENS = {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bo
                       "audio_eos_token": "<|audio_eos|>"}
 
 
+def _qwen_slot(tok) -> str:
+    """Qwen2-Audio and Qwen2.5-Omni: the audio placeholder between its begin/end markers."""
+    return "<|audio_bos|>" + tok.audio_token + "<|audio_eos|>"
+
+
+def _qwen_features(fe, audio):
+    return _whisper(fe, audio, "feature_attention_mask")
+
+
+def _qwen_n_audio(model, feats) -> int:
+    return _conv_len(int(feats["feature_attention_mask"].sum()))
+
+
 # -- the table ---------------------------------------------------------------------------------------------------
 # Seconds per audio position: every front end reads 10 ms log-mel frames. Ultravox: Whisper's 20 ms × stack_factor
 # (0.16 s at 8); voxtral: Whisper conv (stride 2 → 20 ms), then intermediate_size / hidden_size frames stacked
@@ -247,9 +260,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         seconds_per_position=lambda cfg: 0.04,
         native=Native(
             "Qwen2AudioForConditionalGeneration",
-            slot=lambda tok: "<|audio_bos|>" + tok.audio_token + "<|audio_eos|>",
-            features=lambda fe, a: _whisper(fe, a, "feature_attention_mask"),
-            n_audio=lambda m, f: _conv_len(int(f["feature_attention_mask"].sum())),
+            slot=_qwen_slot, features=_qwen_features, n_audio=_qwen_n_audio,
             processor_call=True),
         tiny=Tiny(_QWEN_AUDIO_TOKENS, _tiny_qwen2_audio)),
     Family(
@@ -296,9 +307,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         seconds_per_position=lambda cfg: 0.04,
         native=Native(
             "Qwen2_5OmniForConditionalGeneration",
-            slot=lambda tok: "<|audio_bos|>" + tok.audio_token + "<|audio_eos|>",
-            features=lambda fe, a: _whisper(fe, a, "feature_attention_mask"),
-            n_audio=lambda m, f: _conv_len(int(f["feature_attention_mask"].sum())),
+            slot=_qwen_slot, features=_qwen_features, n_audio=_qwen_n_audio,
             submodel="thinker", before_text_call=_reset_rope_deltas, after_load=_disable_talker,
             notes="answers with the thinker (text output); the talker is never run."),
         tiny=Tiny({**_QWEN_AUDIO_TOKENS, "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
