@@ -26,6 +26,7 @@ paradox): binary 80/20 at κ≈0.8 needs 222 for ±0.10.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import warnings
@@ -39,6 +40,8 @@ from statsmodels.stats.inter_rater import cohens_kappa as _sm_cohens_kappa
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import DescrStatsW, ttost_paired
+
+FLOAT_DIGITS = 12      # k/n for any n ≤ 10⁶ items is exact at 12 digits; float noise (~1e-16) is not evidence
 
 DEFAULT_RESAMPLES = 2000
 # scipy ≥ 1.15 spells the generator `rng`; older releases (pyproject allows ≥ 1.11) `random_state`.
@@ -469,4 +472,8 @@ def advantage_change(a: dict, b: dict, *, low: str, clean: str = "clean", seed: 
     la = stats.bootstrap((a[low], b[low]), low_adv, **kw).confidence_interval
     d = adv[low] - adv[clean]
     ch_hi = float(ch.high) if math.isfinite(ch.high) else d
-    return AdvantageChange(acc_a, acc_b, adv, d, (float(ch.low), ch_hi), (float(la.low), float(la.high)), len(a[clean]))
+    # Accuracies are counts / n, so a bound that should be 0 comes out as ±1e-16 (0.35 − 0.5 + 0.15): rounded, a
+    # zero stays zero and a strict "< 0" is decided by the data, not by float rounding.
+    r = functools.partial(round, ndigits=FLOAT_DIGITS)
+    return AdvantageChange(acc_a, acc_b, {c: r(v) for c, v in adv.items()}, r(d), (r(float(ch.low)), r(ch_hi)),
+                           (r(float(la.low)), r(float(la.high))), len(a[clean]))

@@ -474,3 +474,14 @@ def test_advantage_change_without_any_change_falls_back_to_the_point_estimate():
     same = {"clean": [True, False] * 10, "0 dB": [True, False] * 10}
     res = advantage_change(same, same, low="0 dB")
     assert res.change == 0 and res.change_ci[1] == 0
+
+
+def test_an_advantage_change_bound_that_is_zero_is_zero_not_float_noise():
+    """0/1 accuracies over 40 items: this change's bootstrap upper bound is exactly 0 (the unrounded percentile gave
+    2.8e-18, and −1.1e-16 on a measured control), so a strict "CI < 0" must not call it a shrink."""
+    rows = ["1" * 40, "1011111011110111011111111111111111101100",
+            "0001001001111110100000100000011101010110", "0101011011010110001010000110100100110011"]
+    xc, xl, yc, yl = (np.array([c == "1" for c in r]) for r in rows)
+    res = advantage_change({"clean": xc, "0 dB": xl}, {"clean": yc, "0 dB": yl}, low="0 dB", seed=0, n_resamples=999)
+    assert res.change_ci[1] == 0.0 and res.change_ci[0] < 0
+    assert res.change == pytest.approx((xl.mean() - yl.mean()) - (xc.mean() - yc.mean()))
