@@ -41,7 +41,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import DescrStatsW, ttost_paired
 
-FLOAT_DIGITS = 12      # k/n for any n ≤ 10⁶ items is exact at 12 digits; float noise (~1e-16) is not evidence
+FLOAT_DIGITS = 12      # differences of k/n (n ≤ 10⁶) stay ≥ 1e-12 apart after rounding; float noise (~1e-16) does not
 
 DEFAULT_RESAMPLES = 2000
 # scipy ≥ 1.15 spells the generator `rng`; older releases (pyproject allows ≥ 1.11) `random_state`.
