@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 
 import pytest
 
@@ -182,6 +183,7 @@ def known_issue_mark(why: str, run: bool = True):
 # one process of a serial run) collects them in pytest_runtest_logreport and writes the reports at session end.
 def pytest_configure(config) -> None:
     _register_family_markers(config)
+    config._started = time.perf_counter()
     config._verdicts = []
     config._curves = {}
     config._workers = {}           # model → xdist workers its verdicts came from (one, under --dist loadgroup)
@@ -242,6 +244,23 @@ class _VerdictCollector:
 
 def _is_xdist_worker(config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Where the session's time went: the answers actually inferred (not read from the cache) per system, against
+    the session's wall time — the first number to look at when a run is slow (benchmarks/ has the per-stage costs)."""
+    evidence = getattr(config, "_evidence", None)
+    if evidence is None or not evidence.runner.inferences:
+        return
+    runner, wall = evidence.runner, time.perf_counter() - config._started
+    terminalreporter.section("answers inferred (the rest came from the cache)")
+    for name, n in sorted(runner.inferences.items(), key=lambda kv: -runner.inference_seconds[kv[0]]):
+        seconds = runner.inference_seconds[name]
+        terminalreporter.write_line(f"{name:<48} {n:5d} items {seconds:8.1f} s  ({seconds / n:.2f} s/item)")
+    total = sum(runner.inference_seconds.values())
+    terminalreporter.write_line(f"{'all':<48} {sum(runner.inferences.values()):5d} items {total:8.1f} s of "
+                                f"{wall:.0f} s session wall ({total / wall:.0%}; speech synthesis, LEACE fitting, "
+                                "lens passes and pytester's subprocess runs are not in it)")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import warnings
 from collections import Counter
 from typing import Sequence
@@ -46,6 +47,7 @@ class Runner:
         self.disk_cache, self.progress, self.batch_size = disk_cache, progress, int(batch_size)
         self._memory: dict[str, Answer] = {}
         self.inferences: Counter[str] = Counter()  # system name → items actually inferred
+        self.inference_seconds: Counter[str] = Counter()   # system name → wall seconds spent inferring them
 
     # -- audio -------------------------------------------------------------------------------------
     def clean_audio(self, item: Item) -> Audio:
@@ -106,10 +108,12 @@ class Runner:
             for start in range(0, len(todo), size):
                 chunk = todo[start: start + size]
                 audios = [self.audio(task, items[i], condition) if system.needs_audio else None for i in chunk]
+                started = time.perf_counter()
                 if size == 1:
                     answers = [system.answer(task, items[chunk[0]], audios[0])]
                 else:
                     answers = system.answer_batch(task, [items[i] for i in chunk], audios)
+                self.inference_seconds[system.name] += time.perf_counter() - started
                 for i, answer in zip(chunk, answers, strict=True):
                     self.inferences[system.name] += 1
                     self._store(keys[i], answer)

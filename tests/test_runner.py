@@ -37,9 +37,11 @@ def test_each_item_is_inferred_once_per_run(tmp_cache, task):
     runner, system = Runner(progress=False), Recorder()
     items = task.subset(4)
     first = runner.answers(system, task, items)
+    spent = runner.inference_seconds["rec"]
     second = runner.answers(system, task, items)
     assert first == second
     assert runner.inferences["rec"] == 4 and len(system.seen) == 4
+    assert spent > 0 and runner.inference_seconds["rec"] == spent     # cached answers cost no inference time
 
 
 def test_disk_cache_is_shared_between_runs_and_keyed_by_condition(tmp_cache, task):
