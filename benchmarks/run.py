@@ -2,10 +2,13 @@
 
     python benchmarks/run.py [--items 10]
 
-Measures seconds per item for TTS (cold cache), ASR (Whisper tiny.en), the backbone's answer (option
-scoring), the reference speech-LLM's answer (ref-cascade: encoder, projector, backbone — the default
-`pytest` run's largest cost), one κ bootstrap CI at n=500, and the wall time of the demo command run twice:
-the second run must take its audio, the converted backbone and the answers from the caches. Exits 1 when a target is missed.
+Measures seconds per item for TTS (cold cache), ASR (Whisper tiny.en, greedy and beam 5), the backbone's answer
+(option scoring), each reference speech-LLM's answer (ref-cascade: encoder, projector, backbone; ref-transcriber:
+its own Whisper decoding, then the backbone; ref-prosody: the energy contour, then the backbone) — the default
+`pytest` run's largest cost —, one logit-lens pass and one LEACE fitting pass (per item, per erased layer) on
+ref-transcriber, one κ bootstrap CI at n=500, and the wall time of the demo command run twice: the second run must
+take its audio, the converted backbone and the answers from the caches. Exits 1 when a target is missed.
+Per-system inference seconds of a whole `pytest` run are in its terminal summary ("answers inferred").
 """
 from __future__ import annotations
 
@@ -52,6 +55,8 @@ def main() -> int:
     asr = load_asr()
     audio = {it.id: tts.synthesize(it.text, it.speech, item_id=it.id) for it in items}
     results["asr_per_item"] = per_item(lambda it: asr.transcribe(audio[it.id]), items)
+    beam = load_asr(beam_size=5)
+    results["asr_beam5_per_item"] = per_item(lambda it: beam.transcribe(audio[it.id]), items)
     t0 = time.perf_counter()
     backbone = load_backbone()
     results["backbone_load_s"] = time.perf_counter() - t0
@@ -66,6 +71,24 @@ def main() -> int:
     ref = speech_llm("ref-cascade")
     ref.answer(task, items[0], audio[items[0].id])        # first call: lazy set-up outside the timing
     results["ref_answer_per_item"] = per_item(lambda it: ref.answer(task, it, audio[it.id]), items)
+    for model in ("ref-transcriber", "ref-prosody"):
+        other = speech_llm(model)
+        other.answer(task, items[0], audio[items[0].id])
+        results[f"{model.replace('-', '_')}_answer_per_item"] = per_item(
+            lambda it: other.answer(task, it, audio[it.id]), items)
+    from harness.positions import seconds_per_position
+    from harness.probes.leace.concepts import energy_concept
+    from harness.probes.leace.fit import fit_erasers
+    from harness.probes.lens import logit_lens
+
+    carrier, clips = speech_llm("ref-transcriber"), [audio[it.id] for it in items]
+    t0 = time.perf_counter()
+    logit_lens(carrier, task, items, clips)
+    results["lens_per_item"] = (time.perf_counter() - t0) / len(items)
+    concept = energy_concept(items, clips, seconds_per_position(carrier))
+    t0 = time.perf_counter()
+    fit_erasers(carrier, task, items, clips, [concept], [0, 10], progress=False)
+    results["leace_fit_per_item_layer"] = (time.perf_counter() - t0) / (len(items) * 2)
     from harness.stats import agreement
 
     rng = __import__("numpy").random.default_rng(0)

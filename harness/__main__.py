@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     ans.add_argument("--trust-remote-code", action="store_true", help="allow registry models whose code is on the hub")
     ans.add_argument("--batch-size", type=int, default=1, help="items per forward pass for speech-LLMs (GPU)")
     ans.add_argument("--items", type=positive_int, default=None, help="label-balanced subset size (default: all)")
-    ans.add_argument("--condition", default="clean", help="clean | white@0 | babble@10 | pink@5#SEED")
+    ans.add_argument("--condition", default="clean", type=_condition, help="clean | white@0 | babble@10 | pink@5#SEED")
     ans.add_argument("--asr", default="tiny.en", help="faster-whisper model name or directory (--system cascade)")
     ans.add_argument("--backbone", default=OFFLINE_ID, help="text LLM of --system cascade/oracle")
     ans.add_argument("--revision", default=None, help="revision of --backbone")
@@ -225,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     wat.set_defaults(func=_watch)
     __import__("harness.doctor", fromlist=["add_parser"]).add_parser(sub)   # `doctor MODEL`: harness/doctor.py
     return parser
+
+
+def _condition(text: str):
+    """--condition as argparse's own usage error (e.g. an SNR float32 audio cannot hold), not a traceback."""
+    from harness.runner import check_condition
+
+    try:
+        return check_condition(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

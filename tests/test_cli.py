@@ -27,9 +27,10 @@ def test_answer_table_with_noise(tmp_cache, capsys):
     assert all(item.id in out for item in load_task("topic").subset(2))
 
 
-def test_bad_condition_is_a_clear_error():
-    with pytest.raises(ValueError, match="loud@3"):
+def test_bad_condition_is_a_usage_error_naming_it(capsys):
+    with pytest.raises(SystemExit) as exit_:
         main(["answer", "--task", "topic", "--condition", "loud@3"])
+    assert exit_.value.code == 2 and "argument --condition" in capsys.readouterr().err
 
 
 def test_unknown_task_lists_the_known_ones(capsys):
@@ -82,12 +83,13 @@ def test_own_task_folder_with_recordings(tmp_cache, capsys):
 
 
 @pytest.mark.parametrize("condition, message", [("white@1e308", "outside ±150 dB"), ("file@0", "needs a noise file")])
-def test_a_condition_the_runner_cannot_make_fails_before_anything_loads(condition, message, monkeypatch):
+def test_a_condition_the_runner_cannot_make_fails_before_anything_loads(condition, message, monkeypatch, capsys):
     import harness.lm
 
     monkeypatch.setattr(harness.lm, "load_backbone", lambda *a, **k: pytest.fail("the backbone was loaded"))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SystemExit) as exit_:
         main(["answer", "--task", "topic", "--condition", condition])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("n", ["0", "-3"])
