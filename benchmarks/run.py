@@ -18,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TARGETS = {  # seconds; set for a 2-core laptop CPU
     "tts_per_item": 1.0,
