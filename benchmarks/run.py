@@ -112,7 +112,7 @@ def main() -> int:
         target = TARGETS.get(name)
         ok = target is None or value <= target
         failed |= not ok
-        print(f"{name:<18} {value:8.3f} s   target {'-' if target is None else f'≤ {target}'}  {'' if ok else 'MISSED'}")
+        print(f"{name:<32} {value:8.3f} s   target {'-' if target is None else f'≤ {target}'}  {'' if ok else 'MISSED'}")
     return 1 if failed else 0
 
 
