@@ -30,7 +30,8 @@ def test_answer_table_with_noise(tmp_cache, capsys):
 def test_bad_condition_is_a_usage_error_naming_it(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["answer", "--task", "topic", "--condition", "loud@3"])
-    assert exit_.value.code == 2 and "argument --condition" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "argument --condition" in err and "'loud@3'" in err
 
 
 def test_unknown_task_lists_the_known_ones(capsys):
