@@ -164,7 +164,8 @@ class Evidence:
 
         task, items = self.task(task_name), self.task_items(model_id, task_name, items)
         audios = [self.runner.audio(task, it, Condition()) for it in items]
-        return logit_lens(self._probe_target(model_id), task, items, audios, seed=self.seed)
+        return logit_lens(self._probe_target(model_id), task, items, audios, seed=self.seed,
+                          cache=self.runner.disk_cache)
 
     def erasure(self, model_id: str, task_name: str, layers: str = "paper", words: str = "frequent",
                 guarded: bool = False, items: int | None = None):

@@ -26,6 +26,10 @@ Control (chance level): the very same lens tokens scored against another item's 
 seeded derangement (Sattolo's algorithm: one cycle, no item paired with itself). Per-layer means carry a 95%
 **percentile bootstrap** CI over items (``scipy.stats.bootstrap``, seeded); the difference curve
 (precision − control) is a paired bootstrap over the same items.
+
+Caching: the lens forward (``top1_tokens``) is the lens's whole cost, seconds per item on a CPU; scoring what it
+read is cheap. ``logit_lens`` therefore keeps each item's top-1 array in the disk cache (``lens_cache``), so a
+rerun does not redo the forward passes; ``cache=False`` computes everything and writes nothing.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ import torch
 
 from harness.audio import Audio
 from harness.positions import normalise_piece, stop_words  # noqa: F401  (the lens's normalisation)
+from harness.probes import lens_cache
 from harness.tasks import Item, Task
 
 CI_METHOD = "percentile bootstrap over items (scipy.stats.bootstrap)"
@@ -213,15 +218,16 @@ class LensResult:
 
 def logit_lens(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], *,
                layers: Sequence[int] | None = None, distinct: bool = True, seed: int = 0,
-               confidence: float = 0.95, n_resamples: int = N_RESAMPLES) -> LensResult:
-    """Lens precision and its mismatched control per layer over ``items`` (audio clips aligned with them)."""
+               confidence: float = 0.95, n_resamples: int = N_RESAMPLES, cache: bool = True) -> LensResult:
+    """Lens precision and its mismatched control per layer over ``items`` (audio clips aligned with them).
+
+    ``cache``: read each item's top-1 tokens from the disk cache and keep new ones there (see ``lens_cache``)."""
     check_aligned(items, audios)
     perm = derangement(len(items), seed)
     norm = TokenNormaliser(system.backbone.tokenizer, extra_special=[system.audio_token_id])
     refs = [norm.reference(it.text) for it in items]
-    top1 = []
-    for it, audio in zip(items, audios):
-        top1.append(top1_tokens(system, task, it, audio, layers))
+    top1 = [lens_cache.cached(top1_tokens, system, task, it, audio, layers) if cache
+            else top1_tokens(system, task, it, audio, layers) for it, audio in zip(items, audios)]
     n_layers = top1[0].shape[0]
     layers = tuple(range(n_layers)) if layers is None else tuple(int(x) for x in layers)
     match = np.zeros((len(items), n_layers))
