@@ -8,6 +8,7 @@ not. One concept per module:
   which word is heard where comes from ``harness.positions``;
 - :mod:`.erasers` — the compact rank-r eraser and the controls matched to one (random, damage-matched, no-op);
 - :mod:`.fit` — fitting one LEACE eraser per concept and layer, layer by layer;
+- :mod:`.fit_cache` — the fitted erasers kept on disk, so a rerun does not refit them;
 - :mod:`.hooks` — applying an eraser inside the decoder (scoring and generation), ``ErasedSystem``;
 - :mod:`.probing` — fresh linear probes on the erased stream;
 - :mod:`.experiment` — ``leace_experiment``: the whole comparison on disjoint fitting and evaluation items.

@@ -95,7 +95,8 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
     seconds = seconds_per_position(system)
     text = text_concept(words, fit_items, seconds, top_k=top_k, choose=choose)
     energy = energy_concept(fit_items, fit_audio, seconds, bins=energy_bins)
-    fitted = fit_erasers(system, task, fit_items, fit_audio, [text, energy], layers, affine=affine, scope=scope)
+    fitted = fit_erasers(system, task, fit_items, fit_audio, [text, energy], layers, affine=affine, scope=scope,
+                         cache=runner.disk_cache)
     erasers = {"text": fitted["text"], "random": random_eraser(fitted["text"], seed), "energy": fitted["energy"]}
     if damage_matched:
         moved = displacement(system, task, fit_items[:DAMAGE_ITEMS], fit_audio[:DAMAGE_ITEMS], fitted["text"],

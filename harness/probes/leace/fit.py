@@ -4,7 +4,8 @@ layer l); layer by layer, each fitted with the earlier layers' erasers already h
 scrubbers do), since the erasers are applied together. ``affine=False`` by default: the fitted projection is
 applied without re-centering on the audio-position mean (the paper's reason: that mean is out of distribution for
 other positions, e.g. generated tokens); ``affine=True`` re-centres. Each eraser is stored in its compact rank-r
-form (:mod:`.erasers`).
+form (:mod:`.erasers`). ``cache=True`` keeps the fitted erasers on disk and reads them back on a rerun with the
+same inputs (:mod:`.fit_cache`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from harness.audio import Audio
 from harness.tasks import Item, Task
 
 from ..lens import check_aligned
+from . import fit_cache
 from .concepts import Concept
 from .erasers import Eraser, _compact, make_eraser
 from .hooks import _check_layers, _stream_at_audio, erased_stream
@@ -53,7 +55,7 @@ def eraser_from_fitters(name: str, fitters: Mapping[int, object], config: Mappin
 
 def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concepts: Sequence[Concept],
                 layers: Sequence[int], *, affine: bool = False, dtype=torch.float64, sequential: bool = True,
-                scope: str = "audio", progress: bool = True) -> dict[str, Eraser]:
+                scope: str = "audio", progress: bool = True, cache: bool = False) -> dict[str, Eraser]:
     """One LEACE eraser per concept at ``layers``, streamed over ``items``.
 
     ``sequential`` (default): layer by layer in order, each layer's eraser fitted on the stream with the same
@@ -64,14 +66,15 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     read the word at layers 11 and 18 after erasure (balanced accuracy 0.09–0.10, chance 0.02; 0.007 at
     layer 0, the first erasure); fitted sequentially, 0.006–0.008 at all four probed layers. Costs one forward
     per item, layer and concept (each stopped at its layer); ``sequential=False`` fits every
-    layer from one clean pass per item (exact when erasing at one layer)."""
+    layer from one clean pass per item (exact when erasing at one layer).
+
+    ``cache``: read the erasers from the disk cache when these inputs were fitted before (no forward pass at all),
+    and keep new ones there (:mod:`.fit_cache`); off by default, so a library caller never writes into the
+    cache unless asked."""
     from tqdm.auto import tqdm
 
     check_aligned(items, audios)
     layers = _check_layers(system, layers)
-    hidden = system.model.get_input_embeddings().weight.shape[1]
-    fitters = {c.name: {layer: new_fitter(hidden, len(c.classes), affine=affine, dtype=dtype) for layer in layers}
-               for c in concepts}
     prepared = [(*_stream_at_audio(system, task, item, audio), item, audio) for item, audio in zip(items, audios)]
     labels = {c.name: [c.labels(item, audio, len(positions)) for _, positions, item, audio in prepared]
               for c in concepts}
@@ -83,6 +86,14 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
             raise ValueError(f"concept {c.name!r}: the {len(items)} fitting items label only "
                              f"{int(seen[c.name].sum())} positions in {(seen[c.name] > 0).sum()} class(es); "
                              "need at least 2 classes to fit an eraser")
+    key = (fit_cache.key(system, task, items, audios, concepts, labels, layers, affine=affine, dtype=dtype,
+                         sequential=sequential, scope=scope, svd_tol=SVD_TOL) if cache else None)
+    if key is not None and (hit := fit_cache.load(key, [c.name for c in concepts], layers)) is not None:
+        return hit
+
+    hidden = system.model.get_input_embeddings().weight.shape[1]
+    fitters = {c.name: {layer: new_fitter(hidden, len(c.classes), affine=affine, dtype=dtype) for layer in layers}
+               for c in concepts}
 
     passes = len(concepts) * len(layers) if sequential else 1
     bar = tqdm(total=passes * len(prepared), desc=f"LEACE fit {system.name} ({passes} passes)", unit="item",
@@ -116,4 +127,6 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
                   "affine": affine, "sequential": sequential, "fit_items": [it.id for it in items],
                   "positions_per_class": seen[c.name].tolist(), "system": system.fingerprint}
         out[c.name] = eraser_from_fitters(c.name, fitters[c.name], config)
+    if key is not None:
+        fit_cache.store(key, out)
     return out
