@@ -1,7 +1,23 @@
-"""Shared fixtures for unit tests: an isolated cache directory per test session."""
+"""Shared fixtures for unit tests: an isolated cache directory per test, or the session's own for subprocess runs."""
 from __future__ import annotations
 
 import pytest
+
+from harness.cache import cache_root
+
+# Read at import, before pytester moves HOME to a temporary folder: a pytester subprocess run with CASCADE_EQ_CACHE
+# unset (as in CI) would otherwise start from an empty cache under that HOME — convert the backbone, synthesise and
+# infer everything again, for answers the session already has or will need.
+SESSION_CACHE = cache_root()
+
+
+@pytest.fixture
+def session_cache(monkeypatch):
+    """Subprocess runs (pytester) share this session's cache."""
+    from harness.cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(SESSION_CACHE))
+    return SESSION_CACHE
 
 
 @pytest.fixture

@@ -8,21 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import cache_root
-
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
-# Read before pytester moves HOME to a temp folder: without it, the subprocess runs would use an empty answer
-# cache under that HOME (when CASCADE_EQ_CACHE is unset, as in CI) and the session would infer it all twice.
-SESSION_CACHE = cache_root()
 TEST = str(ROOT / "equivalence_tests" / "test_agreement.py")
 SELECT = ["-k", "ref-disguised-cascade and sentiment", "-p", "no:cacheprovider", "--rootdir", str(ROOT)]
 
 
 @pytest.mark.slow
-def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("CASCADE_EQ_CACHE", str(SESSION_CACHE))      # the subprocesses share this session's cache
+def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pytester, tmp_path, session_cache):
     good = pytester.runpytest_subprocess(TEST, *SELECT, "--report-dir", str(tmp_path / "good"))
     good.assert_outcomes(passed=1)
     bad = pytester.runpytest_subprocess(TEST, *SELECT, "--mutant", "ref-disguised-cascade~flip0.4",
@@ -45,8 +39,7 @@ def test_flip_mutant_fails_its_agreement_test_and_the_diff_reports_the_break(pyt
 
 
 # -- one mutant per claim for claims 2–4: each flips a positive control's verdict, through pytest itself -------------
-def _run_mutant(pytester, monkeypatch, test_file: str, select: str, mutant: str, *extra: str):
-    monkeypatch.setenv("CASCADE_EQ_CACHE", str(SESSION_CACHE))
+def _run_mutant(pytester, test_file: str, select: str, mutant: str, *extra: str):
     bad = pytester.runpytest_subprocess(str(ROOT / "equivalence_tests" / test_file), "-k", select, "--items", "40",
                                         "--mutant", mutant, "-p", "no:cacheprovider", "--rootdir", str(ROOT), *extra)
     bad.assert_outcomes(failed=1)
@@ -55,30 +48,30 @@ def _run_mutant(pytester, monkeypatch, test_file: str, select: str, mutant: str,
 
 
 @pytest.mark.slow
-def test_permuted_transcriber_is_not_emergent(pytester, monkeypatch):
+def test_permuted_transcriber_is_not_emergent(pytester, session_cache):
     """Every token written as a fixed other token's embedding: text-shaped input, but not the words said."""
-    bad = _run_mutant(pytester, monkeypatch, "test_emergence.py", "ref-transcriber and topic",
+    bad = _run_mutant(pytester, "test_emergence.py", "ref-transcriber and topic",
                       "ref-transcriber~permuted")
     bad.stdout.fnmatch_lines(["*ref-transcriber/topic: NOT emergent (observed: not emergent) — lens precision=*"])
 
 
 @pytest.mark.slow
-def test_a_noop_eraser_does_not_collapse(pytester, monkeypatch, request):
+def test_a_noop_eraser_does_not_collapse(pytester, session_cache, request):
     """The fitted text eraser replaced by a no-op: accuracy stays where it was. (--runxfail: the unmutated control is
     a known issue — its guarded collapse is not met as built — so the verdict is read without the xfail. Until that
     control collapses, this mutant flips nothing, so like the control it runs only with --known-issues or --strict.)"""
     if not (request.config.getoption("known_issues") or request.config.getoption("strict", False)):
         pytest.skip("known issue: the collapse control this mutant must flip (ref-transcriber/keyword_topic) is not met "
                     "as built; --known-issues runs it")
-    bad = _run_mutant(pytester, monkeypatch, "test_collapse.py", "ref-transcriber and keyword_topic",
+    bad = _run_mutant(pytester, "test_collapse.py", "ref-transcriber and keyword_topic",
                       "ref-transcriber~noerase", "--runxfail")
     bad.stdout.fnmatch_lines(["*ref-transcriber/keyword_topic: NOT collapses (observed: does not collapse) — "
                               "*text-erased accuracy above chance*"])
 
 
 @pytest.mark.slow
-def test_a_noise_fragile_transcriber_shrinks(pytester, monkeypatch):
+def test_a_noise_fragile_transcriber_shrinks(pytester, session_cache):
     """Every answer replaced by another option under noise: the advantage over its cascade now shrinks."""
-    bad = _run_mutant(pytester, monkeypatch, "test_noise.py", "ref-transcriber and topic and white",
+    bad = _run_mutant(pytester, "test_noise.py", "ref-transcriber and topic and white",
                       "ref-transcriber~fragile")
     bad.stdout.fnmatch_lines(["*ref-transcriber/topic/white: NOT does not shrink (observed: *) — Δadvantage=*"])

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import cache_root
-
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SESSION_CACHE = cache_root()        # read before pytester moves HOME (see tests/test_mutant.py)
 TEST = str(ROOT / "equivalence_tests" / "test_agreement.py")
 SELECT = ["-k", "ref-disguised-cascade or ref-acoustic", "--items", "8", "-p", "no:cacheprovider", "--rootdir",
           str(ROOT), "-v"]
@@ -24,9 +21,8 @@ def _verdicts(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_parallel_run_reports_every_verdict_once_and_keeps_each_model_on_one_worker(pytester, tmp_path, monkeypatch):
+def test_parallel_run_reports_every_verdict_once_and_keeps_each_model_on_one_worker(pytester, tmp_path, session_cache):
     pytest.importorskip("xdist")
-    monkeypatch.setenv("CASCADE_EQ_CACHE", str(SESSION_CACHE))
     serial = pytester.runpytest_subprocess(TEST, *SELECT, "--report-dir", str(tmp_path / "serial"))
     serial.assert_outcomes(passed=3)
     parallel = pytester.runpytest_subprocess(TEST, *SELECT, "-n", "2", "--dist", "loadgroup",

@@ -53,7 +53,7 @@ def test_own_task_folder_gets_the_claims_its_metadata_and_the_claims_file_give(p
 
 
 @pytest.mark.slow
-def test_own_task_folder_with_recordings_runs_the_agreement_claim(pytester):
+def test_own_task_folder_with_recordings_runs_the_agreement_claim(pytester, session_cache):
     result = pytester.runpytest_subprocess(EQ, *BASE, "--tasks", OWN, "-k", "ref-disguised-cascade", "-rA")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*test_agreement?ref-disguised-cascade/{OWN}?*"])
