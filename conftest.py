@@ -248,19 +248,32 @@ def _is_xdist_worker(config) -> bool:
 
 def pytest_terminal_summary(terminalreporter, config) -> None:
     """Where the session's time went: the answers actually inferred (not read from the cache) per system, against
-    the session's wall time — the first number to look at when a run is slow (benchmarks/ has the per-stage costs)."""
+    the session's wall time — the first number to look at when a run is slow (benchmarks/ has the per-stage costs);
+    then every model computation by stage (``harness.compute``) and the overhead ratio, wall time / model compute."""
+    from harness import compute
+
+    wall = time.perf_counter() - config._started
     evidence = getattr(config, "_evidence", None)
-    if evidence is None or not evidence.runner.inferences:
+    if evidence is not None and evidence.runner.inferences:
+        runner = evidence.runner
+        terminalreporter.section("answers inferred (the rest came from the cache)")
+        for name, n in sorted(runner.inferences.items(), key=lambda kv: -runner.inference_seconds[kv[0]]):
+            seconds = runner.inference_seconds[name]
+            terminalreporter.write_line(f"{name:<48} {n:5d} items {seconds:8.1f} s  ({seconds / n:.2f} s/item)")
+        total = sum(runner.inference_seconds.values())
+        terminalreporter.write_line(f"{'all':<48} {sum(runner.inferences.values()):5d} items {total:8.1f} s of "
+                                    f"{wall:.0f} s session wall ({total / wall:.0%}; the other model stages are in the "
+                                    "next section, pytester's subprocess runs in neither)")
+    ledger = compute.snapshot()
+    if not ledger.counts:
         return
-    runner, wall = evidence.runner, time.perf_counter() - config._started
-    terminalreporter.section("answers inferred (the rest came from the cache)")
-    for name, n in sorted(runner.inferences.items(), key=lambda kv: -runner.inference_seconds[kv[0]]):
-        seconds = runner.inference_seconds[name]
-        terminalreporter.write_line(f"{name:<48} {n:5d} items {seconds:8.1f} s  ({seconds / n:.2f} s/item)")
-    total = sum(runner.inference_seconds.values())
-    terminalreporter.write_line(f"{'all':<48} {sum(runner.inferences.values()):5d} items {total:8.1f} s of "
-                                f"{wall:.0f} s session wall ({total / wall:.0%}; speech synthesis, LEACE fitting, "
-                                "lens passes and pytester's subprocess runs are not in it)")
+    terminalreporter.section("model compute by stage (this session only: pytester subprocess runs report their own)")
+    for stage, seconds in sorted(ledger.seconds.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{stage:<48} {ledger.counts[stage]:5d} calls {seconds:8.1f} s")
+    ratio = f"{wall / ledger.total:.2f}" if ledger.total > 0 else "n/a"
+    terminalreporter.write_line(f"{'compute (outermost blocks: nested stages once)':<48} {ledger.outermost:5d} calls "
+                                f"{ledger.total:8.1f} s of {wall:.1f} s session wall; overhead ratio wall / compute "
+                                f"{ratio}")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

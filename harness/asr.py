@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from harness import compute
 from harness.audio import Audio
 from harness.cache import cache_dir, discard, stable_key, store_bytes
 
@@ -115,18 +116,19 @@ class ASR:
         (decoding is deterministic, so a stored transcript is the one a rerun would get). For callers that
         transcribe the same clips run after run: the reference trainer's alignment and the LEACE labels."""
         if cached:
-            return self._cached(audio)
-        out = self._decode(audio, beam_size=self.beam_size)
-        why = runaway(out.text, audio.duration) if self.guard else None
-        if why is None:
-            return out
-        cap = word_cap(audio.duration)
-        again = self._decode(audio, beam_size=max(5, self.beam_size), no_repeat_ngram_size=3,
-                             max_new_tokens=min(220, math.ceil(cap * TOKENS_PER_WORD)))
-        if runaway(again.text, audio.duration):
-            kept = again.text.split()[:cap]
-            return Transcript(" ".join(kept), again.words[:cap], f"{why}; beam re-decoding cut at {cap} words")
-        return Transcript(again.text, again.words, f"{why}; re-decoded with beam search and a length cap")
+            return self._cached(audio)           # a miss decodes through the block below
+        with compute.timed("asr"):
+            out = self._decode(audio, beam_size=self.beam_size)
+            why = runaway(out.text, audio.duration) if self.guard else None
+            if why is None:
+                return out
+            cap = word_cap(audio.duration)
+            again = self._decode(audio, beam_size=max(5, self.beam_size), no_repeat_ngram_size=3,
+                                 max_new_tokens=min(220, math.ceil(cap * TOKENS_PER_WORD)))
+            if runaway(again.text, audio.duration):
+                kept = again.text.split()[:cap]
+                return Transcript(" ".join(kept), again.words[:cap], f"{why}; beam re-decoding cut at {cap} words")
+            return Transcript(again.text, again.words, f"{why}; re-decoded with beam search and a length cap")
 
     def _decode(self, audio: Audio, *, beam_size: int, **options) -> Transcript:
         segments, _ = self.model.transcribe(

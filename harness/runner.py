@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import warnings
 from collections import Counter
 from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from harness import prompts, tts
+from harness import compute, prompts, tts
 from harness.audio import Audio, Condition
 from harness.cache import CacheWarning, cache_dir, discard, stable_key, store_bytes
 from harness.systems.base import Answer, System
@@ -108,12 +107,12 @@ class Runner:
             for start in range(0, len(todo), size):
                 chunk = todo[start: start + size]
                 audios = [self.audio(task, items[i], condition) if system.needs_audio else None for i in chunk]
-                started = time.perf_counter()
-                if size == 1:
-                    answers = [system.answer(task, items[chunk[0]], audios[0])]
-                else:
-                    answers = system.answer_batch(task, [items[i] for i in chunk], audios)
-                self.inference_seconds[system.name] += time.perf_counter() - started
+                with compute.timed("answers") as timing:
+                    if size == 1:
+                        answers = [system.answer(task, items[chunk[0]], audios[0])]
+                    else:
+                        answers = system.answer_batch(task, [items[i] for i in chunk], audios)
+                self.inference_seconds[system.name] += timing.seconds
                 for i, answer in zip(chunk, answers, strict=True):
                     self.inferences[system.name] += 1
                     self._store(keys[i], answer)

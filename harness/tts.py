@@ -22,6 +22,7 @@ from typing import Iterable, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
+from harness import compute
 from harness.audio import Audio
 from harness.cache import cache_dir, discard, stable_key, store_bytes
 
@@ -87,7 +88,8 @@ def _render(text: str, params: SpeechParams, item_id: str) -> Audio:
         volume=params.volume,
     )
     voice = _voice()
-    chunks = [c.audio_float_array for c in voice.synthesize(text, config)]
+    with compute.timed("tts"):          # only here: a cache hit never renders
+        chunks = [c.audio_float_array for c in voice.synthesize(text, config)]
     if not chunks:
         raise ValueError(f"item {item_id!r}: piper produced no audio for text {text!r}")
     samples = np.concatenate(chunks).astype(np.float32)

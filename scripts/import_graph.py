@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("parts", ("harness.paths", "harness.cache", "harness.families", "harness.audio", "harness.tts", "harness.asr",
                "harness.lm", "harness.tasks", "harness.stats", "harness.prompts", "harness.positions",
-               "harness.specs", "harness.availability")),
+               "harness.specs", "harness.availability", "harness.compute")),
     ("systems", ("harness.systems",)),
     ("runner", ("harness.runner",)),
     ("probes", ("harness.probes",)),

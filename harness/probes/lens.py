@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from harness import compute
 from harness.audio import Audio
 from harness.positions import normalise_piece, stop_words  # noqa: F401  (the lens's normalisation)
 from harness.probes import lens_cache
@@ -116,16 +117,17 @@ def top1_tokens(system, task: Task, item: Item, audio: Audio,
 
     The unembedding is the lens's whole cost on a CPU (vocabulary × width per row), so every layer's rows go
     through it together, each distinct row once (at the input entry many positions hold the same embedding)."""
-    hs = system.hidden_states_at_audio(task, item, audio)           # [L+1, n_audio, H], pre-norm
-    layers = list(range(hs.shape[0]) if layers is None else layers)
-    if hs.shape[1] == 0:
-        raise ValueError(f"item {item.id!r}: {system.name} put no audio positions in the prompt")
-    for layer in layers:
-        if not -hs.shape[0] <= layer < hs.shape[0]:
-            raise ValueError(f"layer {layer} out of range: {system.name} has entries 0..{hs.shape[0] - 1}")
-    rows = hs[layers].reshape(-1, hs.shape[-1])
-    distinct, where = torch.unique(rows, dim=0, return_inverse=True)
-    top = torch.cat([system.lens_logits(chunk).argmax(-1).cpu() for chunk in distinct.split(LENS_ROWS)])
+    with compute.timed("lens"):
+        hs = system.hidden_states_at_audio(task, item, audio)           # [L+1, n_audio, H], pre-norm
+        layers = list(range(hs.shape[0]) if layers is None else layers)
+        if hs.shape[1] == 0:
+            raise ValueError(f"item {item.id!r}: {system.name} put no audio positions in the prompt")
+        for layer in layers:
+            if not -hs.shape[0] <= layer < hs.shape[0]:
+                raise ValueError(f"layer {layer} out of range: {system.name} has entries 0..{hs.shape[0] - 1}")
+        rows = hs[layers].reshape(-1, hs.shape[-1])
+        distinct, where = torch.unique(rows, dim=0, return_inverse=True)
+        top = torch.cat([system.lens_logits(chunk).argmax(-1).cpu() for chunk in distinct.split(LENS_ROWS)])
     return top[where.cpu()].reshape(len(layers), hs.shape[1]).numpy()
 
 

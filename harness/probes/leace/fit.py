@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from harness import compute
 from harness.audio import Audio
 from harness.tasks import Item, Task
 
@@ -102,16 +103,17 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     def update(concept_names, fit_layers, eraser=None):
         for k, (inputs, positions, _, _) in enumerate(prepared):
             bar.update()
-            stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(fit_layers))
-            stream = stream[:, positions.to(stream.device)].cpu().to(dtype)
-            for name in concept_names:
-                y = labels[name][k]
-                keep = y >= 0
-                if not keep.any():
-                    continue
-                z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), n_classes[name]).to(dtype)
-                for layer in fit_layers:
-                    fitters[name][layer].update(stream[layer][torch.from_numpy(keep)], z)
+            with compute.timed("leace-fit"):       # the pass and the fitters' covariance updates
+                stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(fit_layers))
+                stream = stream[:, positions.to(stream.device)].cpu().to(dtype)
+                for name in concept_names:
+                    y = labels[name][k]
+                    keep = y >= 0
+                    if not keep.any():
+                        continue
+                    z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), n_classes[name]).to(dtype)
+                    for layer in fit_layers:
+                        fitters[name][layer].update(stream[layer][torch.from_numpy(keep)], z)
 
     if not sequential:
         update([c.name for c in concepts], list(layers))

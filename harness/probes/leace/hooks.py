@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness import compute
 from harness.audio import Audio
 from harness.systems.base import Answer, answer_from_prefix
 from harness.tasks import Item, Task
@@ -168,5 +169,6 @@ def displacement(system, task: Task, items: Sequence[Item], audios: Sequence[Aud
     for item, audio in zip(items, audios):
         inputs, positions = _stream_at_audio(system, task, item, audio)
         with erasing(system, eraser, positions, inputs["input_ids"].shape[-1], scope=scope, counter=counter):
-            system.residual_stream(inputs, upto=max(eraser.layers))
+            with compute.timed("leace-displacement"):
+                system.residual_stream(inputs, upto=max(eraser.layers))
     return {layer: moved / max(total, 1e-30) for layer, (moved, total) in sorted(counter.energy.items())}

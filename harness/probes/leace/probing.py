@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness import compute
 from harness.audio import Audio
 from harness.tasks import Item, Task
 
@@ -80,8 +81,9 @@ def _audio_streams(system, task: Task, items: Sequence[Item], audios: Sequence[A
     out = []
     for item, audio in tqdm(list(zip(items, audios)), desc=desc, unit="item", disable=desc is None):
         inputs, positions = _stream_at_audio(system, task, item, audio)
-        stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(layers))
-        out.append(stream[list(layers)][:, positions.to(stream.device)].cpu().numpy())
+        with compute.timed("leace-probes"):
+            stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(layers))
+            out.append(stream[list(layers)][:, positions.to(stream.device)].cpu().numpy())
     return out
 
 
