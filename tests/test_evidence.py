@@ -18,8 +18,33 @@ def _exp(claim, task, expected, model="ref-cascade"):
     return Expectation(model, task, claim, expected, e.thresholds, {}, "test")
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """conftest's ``tmp_cache`` (an empty cache, the converted backbones linked), once for this module: what one
+    test synthesised, transcribed and inferred the next reads from disk instead of computing it again."""
+    from harness.cache import CACHE_ENV, cache_root
+
+    backbones = cache_root() / "backbones"
+    backbones.mkdir(parents=True, exist_ok=True)
+    root = tmp_path_factory.mktemp("evidence") / "cache"
+    root.mkdir()
+    (root / "backbones").symlink_to(backbones)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def cold_run(module_cache):
+    """(evidence, verdict, inferences) of the sentiment agreement verdict on the still empty module cache. Every
+    test that touches the cache asks for it first, so these counts are always a cold run's."""
+    ev = Evidence(items=ITEMS, runner=Runner(progress=False))
+    v1 = ev.verdict(_exp("agreement", "sentiment", "equivalent"), peers=["sentiment"])
+    return ev, v1, dict(ev.runner.inferences)
+
+
 @pytest.fixture
-def evidence(tmp_cache):
+def evidence(cold_run):
     return Evidence(items=ITEMS, runner=Runner(progress=False))
 
 
@@ -33,9 +58,8 @@ def test_split_mutant():
     assert split_mutant("ref-transcriber~shuffled") == ("ref-transcriber~shuffled", None)
 
 
-def test_answers_are_inferred_once_per_run_and_then_come_from_disk(evidence, tmp_cache):
-    v1 = evidence.verdict(_exp("agreement", "sentiment", "equivalent"), peers=["sentiment"])
-    counts = dict(evidence.runner.inferences)
+def test_answers_are_inferred_once_per_run_and_then_come_from_disk(cold_run):
+    evidence, v1, counts = cold_run
     llm, casc = evidence.speech_llm("ref-cascade"), evidence.cascade("ref-cascade")
     assert counts[llm.name] == ITEMS and counts[casc.name] == ITEMS       # + the oracle ceiling's backbone pass
     v2 = evidence.verdict(_exp("agreement", "sentiment", "divergent"), peers=["sentiment"])
@@ -58,7 +82,8 @@ def test_the_flip_mutant_reuses_the_wrapped_models_answers(evidence):
     assert [a.choice for a in again] == [a.choice for a in flipped]        # seeded: the same flips
 
 
-def test_noise_claim_runs_on_a_real_model_and_records_its_curve(tmp_cache):
+def test_noise_claim_runs_on_a_real_model_and_records_its_curve(cold_run):
+    # the clean answers are cold_run's (on disk); the 0 dB ones are inferred here
     ev = Evidence(items=ITEMS, runner=Runner(progress=False), noise_grid=(0,))
     v = ev.verdict(_exp("noise", "sentiment", "shrinks"))
     assert v.claim == "noise" and v.condition == "white" and v.n == ITEMS

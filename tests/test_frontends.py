@@ -94,14 +94,21 @@ def test_prosody_input_depends_on_energy_only():
     assert not torch.allclose(outs[0], out_l)
 
 
-@pytest.mark.parametrize("rate, bias", [("fast", 1.0), ("slow", -1.0)])
-def test_prosody_writes_the_filler_while_the_sound_lasts_and_the_decided_rate_words_after(clip, rate, bias):
-    """With a read-out that decides ``rate`` whatever it hears (w = 0, b = ±1), the positions that overlap the sound
-    hold the " " filler's embedding and every later position the rate word of its slot — exactly, by construction."""
+@pytest.fixture(scope="module")
+def prosody():
+    """(backbone, model, processor) of ref-prosody, assembled once: each test loads its whole projector first."""
     from harness.lm import load_backbone
 
     backbone = load_backbone()
     model, proc, _ = F.prosody_assembled(backbone=backbone)
+    return backbone, model, proc
+
+
+@pytest.mark.parametrize("rate, bias", [("fast", 1.0), ("slow", -1.0)])
+def test_prosody_writes_the_filler_while_the_sound_lasts_and_the_decided_rate_words_after(prosody, clip, rate, bias):
+    """With a read-out that decides ``rate`` whatever it hears (w = 0, b = ±1), the positions that overlap the sound
+    hold the " " filler's embedding and every later position the rate word of its slot — exactly, by construction."""
+    backbone, model, proc = prosody
     tower = model.model.audio_tower
     model.model.multi_modal_projector.load_state_dict(F.readout_state(model, backbone, np.zeros(tower.width), bias))
     feats = proc.feature_extractor(clip.samples, sampling_rate=16_000, return_tensors="pt")["input_features"]
