@@ -101,9 +101,16 @@ def _answer(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from harness.specs import load_specs, markdown_table, models_table, registry_markdown
+    from harness.specs import SpecError, load_specs, markdown_table, models_table, registry_markdown
 
-    specs = load_specs()
+    try:
+        specs = load_specs(args.registry)
+    except SpecError as e:         # a bad entry: the file and the field, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not specs:
+        print(f"error: --registry {args.registry}: no model entries (*.toml) there", file=sys.stderr)
+        return 2
     if args.format == "readme":
         print(registry_markdown(specs))
     elif args.format == "markdown":
@@ -170,6 +177,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from harness import paths
     from harness.lm import OFFLINE_ID
 
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
@@ -199,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--format", choices=["markdown", "json", "readme"], default="markdown",
                      help="readme: the static table README.md carries")
     mod.add_argument("--trust-remote-code", action="store_true", help="count opted-in remote-code models")
+    mod.add_argument("--registry", default=str(paths.MODELS), metavar="DIR",
+                     help="folder of model entries (*.toml; default: fixtures/models)")
     mod.set_defaults(func=_models)
     rep = sub.add_parser("report", help="render run record(s) as report.md + report.html; exit 1 if anything broke",
                          description="Several records (one per nightly job) are merged into one. Exit status: 0 "

@@ -99,3 +99,20 @@ def test_items_below_one_is_a_usage_error(n, capsys):
         main(["answer", "--task", "topic", "--items", n])
     assert exit_.value.code == 2
     assert f"argument --items: expected a positive integer, got {n}" in capsys.readouterr().err
+
+
+def test_models_with_a_bad_registry_entry_names_the_file_and_field(tmp_path, capsys):
+    """A registry entry that fails validation is an error line naming its file, exit 2 — not a traceback."""
+    import shutil
+
+    from harness import paths
+
+    shutil.copy(paths.MODELS / "ultravox-v0_6-8b.toml", tmp_path / "ultravox-v0_6-8b.toml")
+    assert main(["models", "--registry", str(tmp_path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["id"] == "ultravox-v0_6-8b"
+    (tmp_path / "broken.toml").write_text('id = "broken"\nfamily = 3\n')
+    assert main(["models", "--registry", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: broken.toml:") and "Traceback" not in err
+    assert main(["models", "--registry", str(tmp_path / "missing")]) == 2
+    assert "no model entries" in capsys.readouterr().err
