@@ -315,6 +315,8 @@ def test_the_verdict_line_flags_a_constant_rater_instead_of_an_interval():
     verdict = agreement.decide(exp, kappa, test.p_value, test)
     flagged = Verdict.from_dict({**verdict.to_dict(), "evidence": {**verdict.evidence, "constant_rater": "speech-LLM"}})
     assert "κ=0.00 [" in verdict.line()
+    assert "the speech-LLM gave one answer to every item (κ = 0 by construction" in verdict.reason
+    assert "upper bound" not in verdict.reason
     line = flagged.line()
     assert "κ=0.00 (by construction: the speech-LLM gave one answer to every item, so no interval" in line
     assert "[0.00, 0.00]" not in line

@@ -22,6 +22,9 @@ THRESHOLDS = {"kappa_min": number(-1, 1), "kappa_max": number(-1, 1), "alpha": n
                                                                                      open_hi=True)}
 
 
+RATERS = {"a": "speech-LLM", "b": "cascade"}     # stats.agreement's raters, in the order _stats passes them
+
+
 def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
     """``peers``: the model's agreement expectations (or their task names), the FDR family of McNemar tests; each
     task on its own expectation's items (``Evidence.claim_items``)."""
@@ -37,7 +40,7 @@ def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
     v = decide(exp, kappa, float(adjusted[exp.task]), test, ceiling=ceil, overlap=overlap,
                p_method=f"McNemar exact, BH over {len(family)} task(s)")
     if kappa.constant_rater:        # a = the speech-LLM's answers, b = the cascade's (see _stats)
-        who = {"a": "speech-LLM", "b": "cascade"}[kappa.constant_rater]
+        who = RATERS[kappa.constant_rater]
         v = dataclasses.replace(v, evidence={**v.evidence, "constant_rater": who})
     return v
 
@@ -70,6 +73,9 @@ def decide(exp: Expectation, kappa, mcnemar_p_adjusted: float, mcnemar, *, ceili
         observed, reason = "equivalent", f"lower bound {kappa.ci_low:.2f} ≥ κ_min {k_min:.2f}, McNemar n.s."
     elif kappa.ci_high < k_max or significant:
         why = [f"upper bound {kappa.ci_high:.2f} < κ_max {k_max:.2f}"] if kappa.ci_high < k_max else []
+        if why and kappa.constant_rater:     # its interval is [0, 0] by construction: say why instead
+            who = RATERS[kappa.constant_rater]
+            why = [f"the {who} gave one answer to every item (κ = 0 by construction, below κ_max {k_max:.2f})"]
         why += [f"McNemar significant (b={mcnemar.b}, c={mcnemar.c})"] if significant else []
         observed, reason = "divergent", " and ".join(why)
     else:
