@@ -229,6 +229,29 @@ def test_sequential_fit_removes_the_concept_at_every_erased_layer_where_one_pass
         assert after_seq[layer] < after_one[layer], (layer, after_seq, after_one)
 
 
+def test_a_walk_through_the_layers_computes_what_the_erasure_hooks_do(system, task):
+    """The sequential fit walks the decoder layer by layer on recorded calls (``leace.walk``) instead of a hooked
+    forward per layer; on every native class both give the same erased stream at every entry."""
+    from harness.probes.leace.walk import LayerWalk
+
+    item = task.train[0]
+    inputs, positions = _stream_at_audio(system, task, item, synthetic_clip(item))
+    top = len(system.decoder_layers)
+    h = system.model.get_input_embeddings().weight.shape[1]
+    gen = torch.Generator().manual_seed(0)
+    q = {k: torch.linalg.qr(torch.randn(h, 3, generator=gen, dtype=torch.float64))[0] for k in (0, top - 1)}
+    eraser = leace.make_eraser("random-3", q, {k: v.T for k, v in q.items()})
+    hooked = leace.erased_stream(system, eraser, inputs)
+    cursor = LayerWalk(system, inputs, upto=top).cursor()
+    for entry in range(top + 1):
+        cursor.advance(entry)
+        if entry in eraser.layers:
+            cursor.erase(eraser, positions, "audio")
+        torch.testing.assert_close(cursor.state.float(), hooked[entry], rtol=1e-5, atol=1e-5, msg=f"entry {entry}")
+    with pytest.raises(ValueError, match="cannot walk from entry"):
+        cursor.advance(0)
+
+
 def test_a_concept_seen_in_one_class_only_is_refused_before_any_pass(system, task):
     items = list(task.train[:2])
     audios = [synthetic_clip(it) for it in items]

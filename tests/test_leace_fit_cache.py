@@ -62,15 +62,16 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def forwards(system, monkeypatch):
-    """Counts the fit's forward passes (the system's own method, wrapped)."""
+    """Counts the fit's forward passes: one recorded forward per item (``leace.walk``), each starting from the
+    system's own prompt embeddings (wrapped)."""
     calls = []
-    real = system.residual_stream
+    real = system.prefix_embeds
 
-    def counted(inputs, **kw):
-        calls.append(kw.get("upto"))
-        return real(inputs, **kw)
+    def counted(inputs):
+        calls.append(1)
+        return real(inputs)
 
-    monkeypatch.setattr(system, "residual_stream", counted)
+    monkeypatch.setattr(system, "prefix_embeds", counted)
     return calls
 
 
@@ -99,7 +100,7 @@ def test_a_rerun_reads_the_cache_instead_of_the_model(system, task, data, stored
     items, audios, concepts = data
     first = fit(system, task, items, audios, concepts, cache=True)
     n = len(forwards)
-    assert n == len(concepts) * len(LAYERS) * len(items) and len(entries(cache)) == 1
+    assert n == len(items) and len(entries(cache)) == 1
     assert fingerprints(first) == stored[2]                     # a miss fits what an uncached fit gives
     capsys.readouterr()
     second = leace.fit_erasers(system, task, items, audios, concepts, LAYERS, cache=True)   # progress on
@@ -139,7 +140,7 @@ def test_other_labels_items_layers_or_affine_miss_the_cache(system, task, data, 
         assert len(entries(cache)) == 1 + k, what               # and kept under its own key
         fit(system, task, cache=True, **kw)
         assert len(forwards) == after, what                     # which the next rerun reads
-    assert per_fit == len(LAYERS) * len(items)
+    assert per_fit == len(items)
 
 
 def test_a_corrupted_entry_is_rejected_and_refitted(system, task, data, stored, cache, forwards):
@@ -152,11 +153,11 @@ def test_a_corrupted_entry_is_rejected_and_refitted(system, task, data, stored, 
     path.write_bytes(bytes(raw))
     with pytest.warns(CacheWarning, match=rf"{path.name}.*rejected \(checksum mismatch"):
         again = fit(system, task, items, audios, concepts, cache=True)
-    assert len(forwards) == len(concepts) * len(LAYERS) * len(items)    # refitted
+    assert len(forwards) == len(items)    # refitted
     assert fingerprints(again) == uncached
     assert entries(cache) == [path]                             # rewritten whole
     assert fingerprints(fit(system, task, items, audios, concepts, cache=True)) == uncached
-    assert len(forwards) == len(concepts) * len(LAYERS) * len(items)    # and read back
+    assert len(forwards) == len(items)    # and read back
 
 
 def _rewrite(path, damage):
@@ -214,7 +215,7 @@ def test_no_cache_writes_nothing(system, task, data, cache, forwards):
     items, audios, concepts = data
     fit(system, task, items, audios, concepts[1:])              # the default: no cache
     fit(system, task, items, audios, concepts[1:], cache=False)
-    assert len(forwards) == 2 * len(LAYERS) * len(items)
+    assert len(forwards) == 2 * len(items)
     assert entries(cache) == [] and not cache.exists()
 
 

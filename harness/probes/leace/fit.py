@@ -22,7 +22,8 @@ from ..lens import check_aligned
 from . import fit_cache
 from .concepts import Concept
 from .erasers import Eraser, _compact, make_eraser
-from .hooks import _check_layers, _stream_at_audio, erased_stream
+from .hooks import _check_layers, _stream_at_audio
+from .walk import LayerWalk
 
 SVD_TOL = 1e-9           # concept-erasure's own default (0.01) leaves rare classes readable: see new_fitter
 
@@ -65,9 +66,10 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     erasures rebuild the concept in directions a clean-stream fit never saw. Measured on ref-cascade (topic,
     9 layers, 64 fitting items, probes on those same items): fitted on the clean stream, a fresh probe still
     read the word at layers 11 and 18 after erasure (balanced accuracy 0.09–0.10, chance 0.02; 0.007 at
-    layer 0, the first erasure); fitted sequentially, 0.006–0.008 at all four probed layers. Costs one forward
-    per item, layer and concept (each stopped at its layer); ``sequential=False`` fits every
-    layer from one clean pass per item (exact when erasing at one layer).
+    layer 0, the first erasure); fitted sequentially, 0.006–0.008 at all four probed layers. Costs one walk
+    through the layers per item and concept (:mod:`.walk`: the stream paused at each erased entry while its
+    eraser is fitted) — not a forward per layer; ``sequential=False`` fits every layer from one clean walk per
+    item (exact when erasing at one layer).
 
     ``cache``: read the erasers from the disk cache when these inputs were fitted before (no forward pass at all),
     and keep new ones there (:mod:`.fit_cache`); off by default, so a library caller never writes into the
@@ -96,32 +98,33 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     fitters = {c.name: {layer: new_fitter(hidden, len(c.classes), affine=affine, dtype=dtype) for layer in layers}
                for c in concepts}
 
-    passes = len(concepts) * len(layers) if sequential else 1
-    bar = tqdm(total=passes * len(prepared), desc=f"LEACE fit {system.name} ({passes} passes)", unit="item",
+    def update(name, layer, k, stream):
+        y = labels[name][k]
+        keep = y >= 0
+        if keep.any():
+            z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), n_classes[name]).to(dtype)
+            fitters[name][layer].update(stream.cpu().to(dtype)[torch.from_numpy(keep)], z)
+
+    steps = len(layers) * (len(concepts) if sequential else 1)
+    bar = tqdm(total=steps * len(prepared), desc=f"LEACE fit {system.name} ({steps} layer steps)", unit="item",
                disable=not progress)
-
-    def update(concept_names, fit_layers, eraser=None):
-        for k, (inputs, positions, _, _) in enumerate(prepared):
-            bar.update()
-            with compute.timed("leace-fit"):       # the pass and the fitters' covariance updates
-                stream = erased_stream(system, eraser, inputs, scope=scope, upto=max(fit_layers))
-                stream = stream[:, positions.to(stream.device)].cpu().to(dtype)
-                for name in concept_names:
-                    y = labels[name][k]
-                    keep = y >= 0
-                    if not keep.any():
-                        continue
-                    z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), n_classes[name]).to(dtype)
-                    for layer in fit_layers:
-                        fitters[name][layer].update(stream[layer][torch.from_numpy(keep)], z)
-
-    if not sequential:
-        update([c.name for c in concepts], list(layers))
-    else:
-        for c in concepts:
-            for j, layer in enumerate(layers):
-                earlier = {x: fitters[c.name][x] for x in layers[:j]}
-                update([c.name], [layer], eraser_from_fitters(c.name, earlier) if earlier else None)
+    walks = []
+    for inputs, _, _, _ in prepared:              # one recorded call per decoder layer and item (leace.walk)
+        with compute.timed("leace-fit"):
+            walks.append(LayerWalk(system, inputs, upto=max(layers)))
+    for names in [[c.name for c in concepts]] if not sequential else [[c.name] for c in concepts]:
+        walking = [walk.cursor() for walk in walks]
+        for j, layer in enumerate(layers):
+            for k, ((_, positions, _, _), cursor) in enumerate(zip(prepared, walking)):
+                with compute.timed("leace-fit"):     # the layers walked and the fitters' covariance updates
+                    stream = cursor.advance(layer)
+                    for name in names:
+                        update(name, layer, k, stream[positions.to(stream.device)])
+                bar.update()
+            if sequential and j + 1 < len(layers):   # this layer's eraser acts before the next is fitted
+                eraser = eraser_from_fitters(names[0], {layer: fitters[names[0]][layer]})
+                for (_, positions, _, _), cursor in zip(prepared, walking):
+                    cursor.erase(eraser, positions, scope)
     bar.close()
     out = {}
     for c in concepts:
