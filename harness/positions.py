@@ -9,7 +9,8 @@ systems, the training tool above both): the rule lives below all three.
 - ``seconds_per_position``: seconds of audio behind one audio embedding, from the system's family entry
   (``harness.families``);
 - ``word_owners`` / ``word_labels``: per position, the ASR word (faster-whisper word timestamps) overlapping its
-  span [i·s, (i+1)·s) most; positions overlapping no word (pauses, the padded tail of a window) get none;
+  span [i·s, (i+1)·s) most, and every heard word at least one position; positions overlapping no word (pauses,
+  the padded tail of a window) get none;
 - ``position_tokens``: per position, the backbone token to place there, in one of two ``LAYOUTS``;
 - ``position_energy``: per position, the clip's RMS energy under its span (the acoustic control's labels);
 - ``normalise_piece`` / ``normalise_word``: the word normalisation shared with the logit lens.
@@ -85,6 +86,16 @@ def word_owners(words: Sequence[Word], n_positions: int, seconds: float) -> list
         overlap = np.minimum(starts + seconds, w.end) - np.maximum(starts, w.start)
         for i in np.flatnonzero(overlap > best):
             owner[i], best[i] = k, overlap[i]
+    for k, w in enumerate(words):
+        if normalise_word(w.text) is None or k in owner:
+            continue
+        # Heard but won no position: zero length (Whisper's word alignment gives some, e.g. 2.84–2.84 s) or inside
+        # a longer neighbour's span. It takes the position its start falls in, or the next, from a word that keeps
+        # another one — a word the ASR heard is never dropped from the positions.
+        for i in (int(w.start // seconds), int(w.start // seconds) + 1):
+            if 0 <= i < n_positions and (owner[i] < 0 or owner.count(owner[i]) > 1):
+                owner[i] = k
+                break
     return owner
 
 

@@ -26,6 +26,17 @@ def test_word_labels_follow_the_timestamps():
     assert got == ["hello"] * 5 + ["world"] * 5 + [None, None]
 
 
+def test_a_heard_word_that_wins_no_position_takes_the_one_its_start_falls_in():
+    """Whisper's word alignment gives some words zero length (measured: "investors" 2.84–2.84 s after "the"
+    2.28–2.84 s); overlap alone would drop them, and a reference front end would then never write the word."""
+    words = [Word("the", 2.28, 2.84, 1.0), Word("investors", 2.84, 2.84, 1.0), Word("this", 2.84, 3.28, 1.0)]
+    got = word_labels(words, 45, 0.08)
+    assert got[35] == "investors" and got.count("investors") == 1
+    assert got[28:35] == ["the"] * 7 and got[36:41] == ["this"] * 5
+    short = [Word("a", 0.0, 0.08, 1.0), Word("b", 0.02, 0.02, 1.0)]     # never takes a word's only position
+    assert word_labels(short, 3, 0.08) == ["a", "b", None]
+
+
 def test_seconds_per_position_is_known_per_family_and_refuses_unknown_ones():
     task = load_task("sentiment")
     item = task.items[0]

@@ -262,7 +262,7 @@ def load_transcriber(spec):
 
 
 def transcriber_revision(info: dict, asr, permute_seed: int | None = None) -> str:
-    what = _digest("timed-tokens/onset", info["whisper_model_bin_sha256"], info["backbone_revision"], asr.fingerprint,
+    what = _digest("timed-tokens/onset/every-heard-word-placed", info["whisper_model_bin_sha256"], info["backbone_revision"], asr.fingerprint,
                    info["chunk_seconds"], permute_seed)
     return what[:12] + (f"~permuted{permute_seed}" if permute_seed is not None else "")
 
