@@ -168,16 +168,19 @@ class Evidence:
                           cache=self.runner.disk_cache)
 
     def erasure(self, model_id: str, task_name: str, layers: str = "paper", words: str = "frequent",
-                guarded: bool = False, items: int | None = None):
+                guarded: bool = False, items: int | None = None, concept_at: str = "span", moments: str = "central"):
         """LEACE text/random/energy erasure: erasers fitted on training-split items, evaluated on the claim's items
         (disjoint by construction); baseline answers are the runner's cached plain answers. ``layers``: "paper"
-        (``probes.leace.paper_layers``) or "input" (entry 0 only); ``words``: the text concept's words
-        (``probes.leace.text_concept``); ``guarded``: also the damage-matched control. Once per session."""
+        (``probes.leace.paper_layers``) or "input" (entry 0 only); ``words``, ``concept_at``: the text concept's
+        words and the positions they label (``probes.leace.text_concept``); ``moments``: central or raw
+        (``probes.leace.fit_erasers``); ``guarded``: also the damage-matched control. Once per session."""
         items = items or self.n_items(model_id)
-        key = ("erasure", model_id, task_name, layers, words, guarded, items)
-        return self.memo(key, lambda: self._erasure(model_id, task_name, layers, words, guarded, items))
+        key = ("erasure", model_id, task_name, layers, words, guarded, items, concept_at, moments)
+        return self.memo(key, lambda: self._erasure(model_id, task_name, layers, words, guarded, items, concept_at,
+                                                    moments))
 
-    def _erasure(self, model_id: str, task_name: str, layers: str, words: str, guarded: bool, items: int | None):
+    def _erasure(self, model_id: str, task_name: str, layers: str, words: str, guarded: bool, items: int | None,
+                 concept_at: str, moments: str):
         from harness.probes.leace import leace_experiment
 
         task, items = self.task(task_name), self.task_items(model_id, task_name, items)
@@ -187,11 +190,17 @@ class Evidence:
                              "this task has no training split")
         if layers not in LEACE_LAYERS:
             raise ValueError(f"{model_id}/{task_name}: collapse layers {layers!r}: expected one of {LEACE_LAYERS}")
+        from harness.probes.leace import CONCEPT_AT, MOMENTS
+
+        for what, value, allowed in (("concept_at", concept_at, CONCEPT_AT), ("moments", moments, MOMENTS)):
+            if value not in allowed:
+                raise ValueError(f"{model_id}/{task_name}: collapse {what} {value!r}: expected one of {allowed}")
         system = self._probe_target(model_id)
         top_k = max(1, round(system.model.get_input_embeddings().weight.shape[1] * CONCEPT_RANK_SHARE)) \
             if words == "informative" else None
         return leace_experiment(self.runner, system, task, fit, items, seed=self.seed, probes=False,
-                                layers=[0] if layers == "input" else None, choose=words,
+                                layers=[0] if layers == "input" else None, choose=words, concept_at=concept_at,
+                                moments=moments,
                                 **({"top_k": top_k} if top_k else {}), damage_matched=guarded,
                                 noop_text=self.mutations.get(model_id) == "noerase")
 

@@ -149,6 +149,43 @@ def test_text_concept_vocabulary_comes_from_fitting_items_only():
         leace.text_concept({}, fit, 0.08)
 
 
+def test_onset_labels_name_a_word_at_its_first_position_and_other_everywhere_else():
+    item = load_task("sentiment").items[0]
+    words = {item.id: (Word("good", 0.0, 0.3, 1.0), Word("film", 0.4, 0.6, 1.0))}
+    span = leace.text_concept(words, [item], 0.08, top_k=2)
+    onset = leace.text_concept(words, [item], 0.08, top_k=2, at="onset")
+    assert span.classes == onset.classes == ("film", "good", leace.OTHER) and onset.reference == 2
+    audio = synthetic_clip(item)
+    assert span.labels(item, audio, 10).tolist() == [1, 1, 1, 1, -1, 0, 0, 0, -1, -1]
+    assert onset.labels(item, audio, 10).tolist() == [1, 2, 2, 2, 2, 0, 2, 2, 2, 2]
+    with pytest.raises(ValueError, match="positions 'middle'"):
+        leace.text_concept(words, [item], 0.08, at="middle")
+
+
+def test_raw_moments_send_each_named_point_to_zero_and_leave_every_other_row_where_it_is():
+    """Rows that are points (a reference's embeddings): named classes e_0..e_3, the reference class (the concept's
+    absence) a filler row and two other words. Raw moments with the reference at z = 0 move only the named rows
+    (to 0); central moments (LEACE as published) move the filler and the other words too."""
+    from harness.probes.leace.fit import _mirrored
+
+    rng = np.random.default_rng(0)
+    points = torch.from_numpy(rng.standard_normal((7, 16)))      # 0–3 named, 4 filler, 5–6 other words
+    kind = np.array(([0, 1, 2, 3] * 5 + [4] * 60 + [5, 6] * 10) * 10)
+    x = points[kind]
+    z = torch.nn.functional.one_hot(torch.from_numpy(np.minimum(kind, 4)), 5).double()
+    raw = leace.new_fitter(16, 4)
+    raw.update(*_mirrored(x, z[:, :4]))
+    central = leace.new_fitter(16, 5)
+    central.update(x, z)
+    moved = {}
+    for name, fitter in (("raw", raw), ("central", central)):
+        e = leace.eraser_from_fitters(name, {0: fitter})
+        moved[name] = (e.erase(0, points.float()) - points.float()).norm(dim=1) / points.float().norm(dim=1)
+    # not exactly 0 / 1: the library shrinks the covariance estimate (n = 1000 rows here)
+    assert (moved["raw"][:4] > 0.99).all() and (moved["raw"][4:] < 0.01).all(), moved
+    assert (moved["central"][4:] > 0.5).any(), moved
+
+
 def test_energy_concept_bins_loudness_and_skips_positions_past_the_clip():
     t = np.arange(16000) / 16000
     x = np.where(t < 0.5, 0.3, 0.01) * np.sin(2 * np.pi * 200 * t)

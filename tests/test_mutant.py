@@ -56,15 +56,9 @@ def test_permuted_transcriber_is_not_emergent(pytester, session_cache):
 
 
 @pytest.mark.slow
-def test_a_noop_eraser_does_not_collapse(pytester, session_cache, request):
-    """The fitted text eraser replaced by a no-op: accuracy stays where it was. (--runxfail: the unmutated control is
-    a known issue — its guarded collapse is not met as built — so the verdict is read without the xfail. Until that
-    control collapses, this mutant flips nothing, so like the control it runs only with --known-issues or --strict.)"""
-    if not (request.config.getoption("known_issues") or request.config.getoption("strict", False)):
-        pytest.skip("known issue: the collapse control this mutant must flip (ref-transcriber/keyword_topic) is not met "
-                    "as built; --known-issues runs it")
-    bad = _run_mutant(pytester, "test_collapse.py", "ref-transcriber and keyword_topic",
-                      "ref-transcriber~noerase", "--runxfail")
+def test_a_noop_eraser_does_not_collapse(pytester, session_cache):
+    """The fitted text eraser replaced by a no-op: accuracy stays where it was."""
+    bad = _run_mutant(pytester, "test_collapse.py", "ref-transcriber and keyword_topic", "ref-transcriber~noerase")
     bad.stdout.fnmatch_lines(["*ref-transcriber/keyword_topic: NOT collapses (observed: does not collapse) — "
                               "*text-erased accuracy above chance*"])
 

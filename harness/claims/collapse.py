@@ -34,7 +34,9 @@ CURVE_SCHEMA = {"type": "object", "required": ["accuracy"], "additionalPropertie
 def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
     guarded, n = bool(exp.thresholds.get("guarded", False)), evidence.claim_items(exp)
     res = evidence.erasure(exp.model, exp.task, exp.thresholds.get("layers", "paper"),
-                           exp.thresholds.get("words", "frequent"), guarded, items=n)
+                           exp.thresholds.get("words", "frequent"), guarded, items=n,
+                           concept_at=exp.thresholds.get("concept_at", "span"),
+                           moments=exp.thresholds.get("moments", "central"))
     task = evidence.task(exp.task)
     items = {it.id: it for it in evidence.task_items(exp.model, exp.task, n)}
     gold = [items[i].label for i in res.split["eval"]]
@@ -54,6 +56,7 @@ def verdict(evidence, exp: Expectation, peers: list) -> Verdict:
     return dataclasses.replace(v, evidence={**v.evidence, "fit_items": len(res.split["fit"]),
                                             "layers_erased": list(res.layers),
                                             "concept": res.settings["text_concept"],
+                                            "moments": res.settings["moments"],
                                             "max_rank": {k: max(e["ranks"].values(), default=0)
                                                          for k, e in res.erasers.items()}})
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.asr import Word
 from harness.audio import Audio
-from harness.positions import normalise_word, position_energy, word_labels
+from harness.positions import normalise_word, position_energy, word_labels, word_owners
 from harness.tasks import Item
 
 from ..lens import check_aligned
@@ -34,12 +34,15 @@ ENERGY_BINS = 8
 
 @dataclass(frozen=True)
 class Concept:
-    """Per-position class labels over ``classes``; ``labeler(item, audio, n_positions)`` → int array, -1 = none."""
+    """Per-position class labels over ``classes``; ``labeler(item, audio, n_positions)`` → int array, -1 = none.
+    ``reference``: the class that stands for the concept's absence (the text concept's ``<other>``), which a
+    raw-moment fit takes as the origin rather than as one more direction (``fit_erasers(moments="raw")``)."""
 
     name: str
     classes: tuple[str, ...]
     labeler: Callable[[Item, Audio, int], np.ndarray] = field(repr=False, compare=False)
     description: str = ""
+    reference: int | None = None
 
     def labels(self, item: Item, audio: Audio, n_positions: int) -> np.ndarray:
         y = np.asarray(self.labeler(item, audio, n_positions), dtype=np.int64)
@@ -81,13 +84,19 @@ def informative_words(words: Mapping[str, Sequence[Word]], fit_items: Sequence[I
 
 
 CONCEPT_WORDS = ("frequent", "informative")
+# Which positions a heard word labels. "span": every position its time span owns (the default: where a model
+# carries a word is unknown). "onset": its first position only, every other audio position (silence included)
+# labelled <other> — for a model that by construction writes a word once, at its onset (ref-transcriber).
+CONCEPT_AT = ("span", "onset")
 
 
 def text_concept(words: Mapping[str, Sequence[Word]], fit_items: Sequence[Item], seconds: float, *,
-                 top_k: int = TOP_K, choose: str = "frequent") -> Concept:
+                 top_k: int = TOP_K, choose: str = "frequent", at: str = "span") -> Concept:
     """The word spoken at each position over the fitting items' ``top_k`` words + ``<other>`` (module doc).
     ``choose``: "frequent" — the ``top_k`` most frequent words; "informative" — at most ``top_k`` words
-    associated with the label (:func:`informative_words`)."""
+    associated with the label (:func:`informative_words`). ``at``: which positions a word labels (``CONCEPT_AT``)."""
+    if at not in CONCEPT_AT:
+        raise ValueError(f"text concept positions {at!r}: expected one of {CONCEPT_AT}")
     missing = [it.id for it in fit_items if it.id not in words]
     if missing:
         raise ValueError(f"no ASR words for fitting items {missing[:5]}{'…' if len(missing) > 5 else ''}")
@@ -111,12 +120,18 @@ def text_concept(words: Mapping[str, Sequence[Word]], fit_items: Sequence[Item],
     def labeler(item: Item, audio: Audio, n: int) -> np.ndarray:
         if item.id not in words:
             raise ValueError(f"item {item.id!r}: no ASR words for the text concept")
-        return np.array([-1 if w is None else index.get(w, len(vocab))
-                         for w in word_labels(words[item.id], n, seconds)])
+        heard = word_labels(words[item.id], n, seconds)
+        if at == "onset":
+            owner = word_owners(words[item.id], n, seconds)
+            return np.array([index.get(w, len(vocab)) if w is not None and (i == 0 or owner[i - 1] != owner[i])
+                             else len(vocab) for i, w in enumerate(heard)])
+        return np.array([-1 if w is None else index.get(w, len(vocab)) for w in heard])
 
     what = f"{len(vocab)} label-informative (≤ {top_k}): {vocab}" if choose == "informative" else f"top {top_k} ({choose})"
+    where = "at the position" if at == "span" else "at its first position (elsewhere: other)"
     return Concept("text", tuple(vocab) + (OTHER,), labeler,
-                   f"word spoken at the position (ASR timestamps, {seconds:g} s/position), {what} + other")
+                   f"word spoken {where} (ASR timestamps, {seconds:g} s/position), {what} + other",
+                   reference=len(vocab))
 
 
 def energy_concept(fit_items: Sequence[Item], audios: Sequence[Audio], seconds: float, *,

@@ -63,7 +63,8 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
                      words: Mapping[str, Sequence[Word]] | None = None, asr=None, top_k: int = TOP_K,
                      energy_bins: int = ENERGY_BINS, affine: bool = False, scope: str = "audio", seed: int = 0,
                      condition: Condition | str = "clean", probes: bool = True, choose: str = "frequent",
-                     damage_matched: bool = False, noop_text: bool = False) -> LeaceResult:
+                     concept_at: str = "span", moments: str = "central", damage_matched: bool = False,
+                     noop_text: bool = False) -> LeaceResult:
     """Fit text + energy erasers on ``fit_items``, build the random control, and on ``eval_items`` measure task
     accuracy under none/text/random/energy (answers via ``runner``) and fresh linear probes after erasure: trained
     on half the evaluation items and tested on the other half (``probes``, :func:`probe_accuracy`), and trained
@@ -71,7 +72,8 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
 
     ``layers``: residual entries to erase at (default ``paper_layers``: 9 spread over 0..L−1). ``words``: item id →
     ASR words; transcribed with ``asr`` (default the packaged faster-whisper) when not given. ``choose``: which words
-    the text concept names (:func:`text_concept`). ``damage_matched``: add the damage-matched random control
+    the text concept names (:func:`text_concept`); ``concept_at``: which positions a word labels (its ``at``);
+    ``moments``: central or raw (:func:`fit_erasers`). ``damage_matched``: add the damage-matched random control
     (:func:`damage_matched_eraser`; its displacement measured on the first ``DAMAGE_ITEMS`` fitting items).
     ``noop_text``: the collapse claim's mutant — the fitted text eraser is replaced by a no-op.
     """
@@ -93,10 +95,10 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
         words = {it.id: asr.transcribe(a, cached=True).words
                  for it, a in zip([*fit_items, *eval_items], [*fit_audio, *eval_audio])}
     seconds = seconds_per_position(system)
-    text = text_concept(words, fit_items, seconds, top_k=top_k, choose=choose)
+    text = text_concept(words, fit_items, seconds, top_k=top_k, choose=choose, at=concept_at)
     energy = energy_concept(fit_items, fit_audio, seconds, bins=energy_bins)
     fitted = fit_erasers(system, task, fit_items, fit_audio, [text, energy], layers, affine=affine, scope=scope,
-                         cache=runner.disk_cache)
+                         moments=moments, cache=runner.disk_cache)
     erasers = {"text": fitted["text"], "random": random_eraser(fitted["text"], seed), "energy": fitted["energy"]}
     if damage_matched:
         moved = displacement(system, task, fit_items[:DAMAGE_ITEMS], fit_audio[:DAMAGE_ITEMS], fitted["text"],
@@ -133,7 +135,8 @@ def leace_experiment(runner, system, task: Task, fit_items: Sequence[Item], eval
         system=system.name, task=task.name, layers=layers,
         split={"fit": [it.id for it in fit_items], "eval": [it.id for it in eval_items]},
         settings={"affine": affine, "scope": scope, "top_k": top_k, "energy_bins": energy_bins, "seed": seed,
-                  "concept_words": choose, "concept_classes": list(text.classes),
+                  "concept_words": choose, "concept_at": concept_at, "moments": moments,
+                  "concept_classes": list(text.classes),
                   "condition": str(condition), "seconds_per_position": seconds, "probe_layers": list(probe_layers),
                   "text_concept": text.description, "energy_concept": energy.description},
         erasers={k: e.to_dict() for k, e in erasers.items()},

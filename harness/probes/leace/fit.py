@@ -44,6 +44,14 @@ def new_fitter(dim: int, n_classes: int, *, affine: bool = False, dtype=torch.fl
     return LeaceFitter(dim, n_classes, affine=affine, dtype=dtype, svd_tol=SVD_TOL)
 
 
+MOMENTS = ("central", "raw")
+
+
+def _mirrored(x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, z) and (−x, −z) together: their mean is 0, so a LeaceFitter's covariances are the raw moments."""
+    return torch.cat([x, -x]), torch.cat([z, -z])
+
+
 def eraser_from_fitters(name: str, fitters: Mapping[int, object], config: Mapping | None = None) -> Eraser:
     """Compact ``LeaceFitter.eraser`` of every layer into one fingerprinted Eraser."""
     left, right, bias = {}, {}, {}
@@ -57,7 +65,8 @@ def eraser_from_fitters(name: str, fitters: Mapping[int, object], config: Mappin
 
 def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concepts: Sequence[Concept],
                 layers: Sequence[int], *, affine: bool = False, dtype=torch.float64, sequential: bool = True,
-                scope: str = "audio", progress: bool = True, cache: bool = False) -> dict[str, Eraser]:
+                scope: str = "audio", moments: str = "central", progress: bool = True,
+                cache: bool = False) -> dict[str, Eraser]:
     """One LEACE eraser per concept at ``layers``, streamed over ``items``.
 
     ``sequential`` (default): layer by layer in order, each layer's eraser fitted on the stream with the same
@@ -71,17 +80,29 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     eraser is fitted) — not a forward per layer; ``sequential=False`` fits every layer from one clean walk per
     item (exact when erasing at one layer).
 
+    ``moments``: "central" (the default; LEACE as published: every class's mean made the global mean) or "raw" —
+    second moments about 0, each concept's ``reference`` class (the absence of a named word) fitted as z = 0 with
+    no column of its own: the named classes' means all become 0 (LEACE's guarantee for E[x zᵀ]) and a row the
+    named classes do not span stays where it is. Why it exists: a model writing each named word as one point
+    (ref-transcriber) keeps the rest of its input unmoved only then — with central moments the whitened class
+    means are "a word rather than filler", and the eraser wiped every word (measured, ``fixtures/claims/``).
+    Fitted with concept-erasure itself on the mirrored batch (x, z) ∪ (−x, −z), whose mean is 0.
+
     ``cache``: read the erasers from the disk cache when these inputs were fitted before (no forward pass at all),
     and keep new ones there (:mod:`.fit_cache`); off by default, so a library caller never writes into the
     cache unless asked."""
     from tqdm.auto import tqdm
 
     check_aligned(items, audios)
+    if moments not in MOMENTS:
+        raise ValueError(f"LEACE moments {moments!r}: expected one of {MOMENTS}")
     layers = _check_layers(system, layers)
     prepared = [(*_stream_at_audio(system, task, item, audio), item, audio) for item, audio in zip(items, audios)]
     labels = {c.name: [c.labels(item, audio, len(positions)) for _, positions, item, audio in prepared]
               for c in concepts}
     n_classes = {c.name: len(c.classes) for c in concepts}
+    columns = {c.name: [k for k in range(len(c.classes)) if moments == "central" or k != c.reference]
+               for c in concepts}
     seen = {c.name: sum((np.bincount(y[y >= 0], minlength=len(c.classes)) for y in labels[c.name]),
                         np.zeros(len(c.classes), dtype=np.int64)) for c in concepts}
     for c in concepts:
@@ -90,20 +111,21 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
                              f"{int(seen[c.name].sum())} positions in {(seen[c.name] > 0).sum()} class(es); "
                              "need at least 2 classes to fit an eraser")
     key = (fit_cache.key(system, task, items, audios, concepts, labels, layers, affine=affine, dtype=dtype,
-                         sequential=sequential, scope=scope, svd_tol=SVD_TOL) if cache else None)
+                         sequential=sequential, scope=scope, svd_tol=SVD_TOL, moments=moments) if cache else None)
     if key is not None and (hit := fit_cache.load(key, [c.name for c in concepts], layers)) is not None:
         return hit
 
     hidden = system.model.get_input_embeddings().weight.shape[1]
-    fitters = {c.name: {layer: new_fitter(hidden, len(c.classes), affine=affine, dtype=dtype) for layer in layers}
-               for c in concepts}
+    fitters = {c.name: {layer: new_fitter(hidden, len(columns[c.name]), affine=affine, dtype=dtype)
+                        for layer in layers} for c in concepts}
 
     def update(name, layer, k, stream):
         y = labels[name][k]
         keep = y >= 0
         if keep.any():
-            z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), n_classes[name]).to(dtype)
-            fitters[name][layer].update(stream.cpu().to(dtype)[torch.from_numpy(keep)], z)
+            z = torch.nn.functional.one_hot(torch.from_numpy(y[keep]), n_classes[name]).to(dtype)[:, columns[name]]
+            x = stream.cpu().to(dtype)[torch.from_numpy(keep)]
+            fitters[name][layer].update(*(_mirrored(x, z) if moments == "raw" else (x, z)))
 
     steps = len(layers) * (len(concepts) if sequential else 1)
     bar = tqdm(total=steps * len(prepared), desc=f"LEACE fit {system.name} ({steps} layer steps)", unit="item",
@@ -129,7 +151,7 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     out = {}
     for c in concepts:
         config = {"kind": "leace", "concept": c.name, "classes": list(c.classes), "description": c.description,
-                  "affine": affine, "sequential": sequential, "fit_items": [it.id for it in items],
+                  "affine": affine, "sequential": sequential, "moments": moments, "fit_items": [it.id for it in items],
                   "positions_per_class": seen[c.name].tolist(), "system": system.fingerprint}
         out[c.name] = eraser_from_fitters(c.name, fitters[c.name], config)
     if key is not None:

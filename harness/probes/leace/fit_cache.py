@@ -42,7 +42,7 @@ PARTS = ("left", "right", "bias")
 
 def key(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], concepts: Sequence[Concept],
         labels: Mapping[str, Sequence[np.ndarray]], layers: Sequence[int], *, affine: bool, dtype, sequential: bool,
-        scope: str, svd_tol: float) -> str | None:
+        scope: str, svd_tol: float, moments: str = "central") -> str | None:
     """The entry's key, or None when ``system`` has no fingerprint (then nothing is cached)."""
     fingerprint = getattr(system, "fingerprint", None)
     if not fingerprint:
@@ -50,10 +50,10 @@ def key(system, task: Task, items: Sequence[Item], audios: Sequence[Audio], conc
     audio_digests = [hashlib.sha256(np.ascontiguousarray(a.samples, dtype=np.float32).tobytes()).hexdigest()
                      for a in audios]
     concept_parts = [{"name": c.name, "classes": list(c.classes), "description": c.description,
-                      "labels": _labels_digest(labels[c.name])} for c in concepts]
+                      "reference": c.reference, "labels": _labels_digest(labels[c.name])} for c in concepts]
     return stable_key("leace-fit", ENTRY_FORMAT, fingerprint, prompts.PROMPT_VERSION, task.name, task.kind,
                       task.instruction, [item.as_dict() for item in items], audio_digests, SAMPLE_RATE,
-                      [int(x) for x in layers], bool(affine), str(dtype), bool(sequential), scope,
+                      [int(x) for x in layers], bool(affine), str(dtype), bool(sequential), scope, moments,
                       {"svd_tol": svd_tol, "rank_tol": RANK_TOL}, concept_parts)
 
 
