@@ -57,6 +57,29 @@ def test_the_answering_path_sees_those_embeddings_at_the_audio_positions(transcr
     assert torch.allclose(prefix[positions], audio.to(prefix.dtype))
 
 
+def test_decoded_words_are_read_back_from_disk_by_a_fresh_tower_and_a_bad_entry_is_decoded_again(
+        transcriber, clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("CASCADE_EQ_CACHE", str(tmp_path))
+    tower = transcriber.model.model.audio_tower
+    feats = _features(transcriber, clip)[0].numpy()
+    decode, decoded = tower._guarded, []
+
+    def counted(features):
+        decoded.append(1)
+        return decode(features)
+
+    monkeypatch.setattr(tower, "_guarded", counted)
+    monkeypatch.setattr(tower, "_memo", {})
+    first = tower.words(feats)
+    [entry] = (tmp_path / "transcripts" / "tower").rglob("*.json")
+    monkeypatch.setattr(tower, "_memo", {})                      # a fresh process: nothing in memory
+    assert tower.words(feats) == first and len(decoded) == 1     # read from disk, not decoded
+    entry.write_text("{not json")
+    monkeypatch.setattr(tower, "_memo", {})
+    assert tower.words(feats) == first and len(decoded) == 2     # rejected, decoded again, rewritten
+    assert entry.read_text().startswith("[")
+
+
 def test_permuted_mutant_writes_other_tokens(transcriber, clip):
     mutant = F.transcriber(permute_seed=0)
     feats = _features(transcriber, clip)
