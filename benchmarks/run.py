@@ -5,9 +5,10 @@
 Measures seconds per item for TTS (cold cache), ASR (Whisper tiny.en, greedy and beam 5), the backbone's answer
 (option scoring), each reference speech-LLM's answer (ref-cascade: encoder, projector, backbone; ref-transcriber:
 its own Whisper decoding, then the backbone; ref-prosody: the energy contour, then the backbone) — the default
-`pytest` run's largest cost —, one logit-lens pass and one sequential LEACE fit at the paper's 9 layers (per item: one walk
-through the layers) on ref-transcriber, one κ bootstrap CI at n=500, and the wall time of the demo command run twice: the second run must
-take its audio, the converted backbone and the answers from the caches. Exits 1 when a target is missed.
+`pytest` run's largest cost —, one logit-lens pass and one sequential LEACE fit at the paper's 9 layers (per item:
+one walk through the layers) on ref-transcriber, one κ bootstrap CI at n=500, and the wall time of the demo command
+run twice: the second run must take its audio, the converted backbone and the answers from the caches. Exits 1 when
+a target is missed.
 Per-system inference seconds of a whole `pytest` run are in its terminal summary ("answers inferred").
 """
 from __future__ import annotations
