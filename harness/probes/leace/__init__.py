@@ -17,7 +17,8 @@ The names below are the package's public surface (``from harness.probes.leace im
 """
 from __future__ import annotations
 
-from .concepts import CONCEPT_AT, CONCEPT_WORDS, ENERGY_BINS, OTHER, TOP_K, Concept, energy_concept, informative_words, text_concept
+from .concepts import (CONCEPT_AT, CONCEPT_WORDS, ENERGY_BINS, OTHER, TOP_K, Concept, energy_concept, informative_words,
+                       text_concept)
 from .erasers import RANK_TOL, Eraser, damage_matched_eraser, identity_eraser, make_eraser, random_eraser
 from .experiment import DAMAGE_ITEMS, PAPER_LAYERS, LeaceResult, leace_experiment, paper_layers
 from .fit import MOMENTS, SVD_TOL, eraser_from_fitters, fit_erasers, new_fitter
@@ -25,8 +26,8 @@ from .hooks import SCOPES, ErasedSystem, HookCounter, displacement, erased_strea
 from .probing import ProbeScore, fit_probe_accuracy, linear_probe, probe_accuracy
 
 __all__ = [
-    "CONCEPT_AT", "CONCEPT_WORDS", "DAMAGE_ITEMS", "ENERGY_BINS", "MOMENTS", "OTHER", "PAPER_LAYERS", "RANK_TOL", "SCOPES",
-    "SVD_TOL", "TOP_K",
+    "CONCEPT_AT", "CONCEPT_WORDS", "DAMAGE_ITEMS", "ENERGY_BINS", "MOMENTS", "OTHER", "PAPER_LAYERS", "RANK_TOL",
+    "SCOPES", "SVD_TOL", "TOP_K",
     "Concept", "ErasedSystem", "Eraser", "HookCounter", "LeaceResult", "ProbeScore", "damage_matched_eraser",
     "displacement", "energy_concept", "erased_stream", "eraser_from_fitters", "erasing", "fit_erasers",
     "fit_probe_accuracy", "identity_eraser", "informative_words", "leace_experiment", "linear_probe", "make_eraser",

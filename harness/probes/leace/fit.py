@@ -151,7 +151,8 @@ def fit_erasers(system, task: Task, items: Sequence[Item], audios: Sequence[Audi
     out = {}
     for c in concepts:
         config = {"kind": "leace", "concept": c.name, "classes": list(c.classes), "description": c.description,
-                  "affine": affine, "sequential": sequential, "moments": moments, "fit_items": [it.id for it in items],
+                  "affine": affine, "sequential": sequential, "moments": moments,
+                  "fit_items": [it.id for it in items],
                   "positions_per_class": seen[c.name].tolist(), "system": system.fingerprint}
         out[c.name] = eraser_from_fitters(c.name, fitters[c.name], config)
     if key is not None:
