@@ -289,6 +289,30 @@ def test_a_walk_through_the_layers_computes_what_the_erasure_hooks_do(system, ta
         cursor.advance(0)
 
 
+def test_recording_a_walk_restores_a_layers_own_forward_wrapper(system, task):
+    """accelerate (device_map) wraps a layer's forward as an instance attribute; recording must put it back."""
+    from harness.probes.leace.walk import LayerWalk
+
+    item = task.train[0]
+    inputs, _ = _stream_at_audio(system, task, item, synthetic_clip(item))
+    layer = system.decoder_layers[-1]
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        return type(layer).forward(layer, *args, **kwargs)
+
+    layer.forward = wrapped
+    try:
+        walk = LayerWalk(system, inputs, upto=len(system.decoder_layers))
+        assert layer.__dict__["forward"] is wrapped and not calls       # stood in while recording, then restored
+        walk.cursor().advance(len(system.decoder_layers))
+        assert calls == [1]                                            # the walk runs the wrapper
+    finally:
+        del layer.forward
+    assert all("forward" not in x.__dict__ for x in system.decoder_layers)      # no stand-in left behind
+
+
 def test_a_concept_seen_in_one_class_only_is_refused_before_any_pass(system, task):
     items = list(task.train[:2])
     audios = [synthetic_clip(it) for it in items]

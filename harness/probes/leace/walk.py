@@ -63,6 +63,7 @@ class LayerWalk:
 
         handles = [layer.register_forward_pre_hook(record(i), with_kwargs=True) for i, layer in enumerate(layers)]
         handles.append(layers[0].register_forward_hook(lambda module, args, output: template.append(output)))
+        own = [layer.__dict__.get("forward") for layer in layers[1:]]   # accelerate's device hooks live there
         for layer in layers[1:]:
             layer.forward = stand_in            # an instance attribute: nn.Module.__call__ finds it first
         try:
@@ -74,8 +75,11 @@ class LayerWalk:
         finally:
             for handle in handles:
                 handle.remove()
-            for layer in layers[1:]:
-                del layer.forward
+            for layer, forward in zip(layers[1:], own):
+                if forward is None:
+                    del layer.forward
+                else:
+                    layer.forward = forward
         if len(self.calls) != self.upto or self.entry0 is None:
             raise RuntimeError(f"{system.name}: recorded {len(self.calls)} decoder layer calls, expected {self.upto}")
 
