@@ -28,7 +28,9 @@ class Cascade:
             return item.text
         if audio is None:
             raise ValueError(f"item {item.id!r}: the cascade needs audio (got none)")
-        return self.asr.transcribe(audio).text
+        # kept on disk (keyed by the ASR's fingerprint and the clip's samples): every cascade of the same ASR,
+        # its words-deleted twin and the LEACE labels read the same clip, and decode it once between them
+        return self.asr.transcribe(audio, cached=True).text
 
     def answer(self, task: Task, item: Item, audio: Audio | None) -> Answer:
         transcript = self.transcribe(item, audio)

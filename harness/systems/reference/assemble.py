@@ -174,6 +174,7 @@ def assemble(projector_state: dict | None = None, seed: int = 0, *, chunk_second
     Encoder, language model and lm_head are frozen (``requires_grad=False``); the projector is not.
     """
     from transformers import VoxtralForConditionalGeneration
+    from transformers.initialization import no_init_weights
 
     from harness.lm import load_backbone
 
@@ -181,7 +182,8 @@ def assemble(projector_state: dict | None = None, seed: int = 0, *, chunk_second
     enc_cfg, enc_sd, whisper_digest = whisper_ct2.cached_encoder_state()
     tok = tokenizer()
     cfg = config(enc_cfg, backbone.model.config, tok.audio_token_id, chunk_seconds)
-    model = VoxtralForConditionalGeneration(cfg)
+    with no_init_weights():     # every weight is loaded or set below; a random init first costs seconds per load
+        model = VoxtralForConditionalGeneration(cfg)
     positions = cfg.audio_config.max_source_positions   # a shorter window keeps the first rows of the sinusoids
     enc_sd = {**enc_sd, "embed_positions.weight": enc_sd["embed_positions.weight"][:positions]}
     model.model.audio_tower.load_state_dict(enc_sd, strict=True)
