@@ -88,6 +88,9 @@ class _PlantedLens:
     def lens_logits(self, h):
         return torch.nn.functional.one_hot(h[..., 0].long(), self.vocab).float()
 
+    def lens_top1(self, h):
+        return self.lens_logits(h).argmax(-1)
+
 
 def test_planted_lens_reads_the_transcript_at_the_last_entry():
     tok = tiny_models.tokenizer("voxtral")
@@ -170,3 +173,38 @@ def test_reference_lens_equals_its_own_logits(task):
     assert hs.shape == (len(ref.decoder_layers) + 1, 125, ref.model.config.text_config.hidden_size)
     torch.testing.assert_close(ref.lens_logits(hs[-1]), own, rtol=1e-4, atol=2e-3)
     assert (ref.lens_logits(hs[-1]).argmax(-1) == own.argmax(-1)).float().mean() > 0.99
+
+
+def test_screened_top1_equals_the_float32_argmax_on_every_layer_of_the_reference_model(task):
+    """The bfloat16 screen decides nothing: on a real 30-layer backbone's lens rows (every entry, where a middle
+    layer's lens is flat and the screen's bound is loosest) the top-1 equals the float32 argmax row for row."""
+    from harness.probes.lens_top1 import exact_top1
+    from harness.systems.reference import assemble
+
+    ref = assemble.system()
+    item = task.items[0]
+    hs = ref.hidden_states_at_audio(task, item, synthetic_clip(item, seconds=3.0))
+    rows = torch.unique(hs.reshape(-1, hs.shape[-1]), dim=0)
+    normed, weight = ref.final_norm(rows), ref.unembedding.weight
+    expected = (normed @ weight.T).argmax(-1)
+    assert torch.equal(exact_top1(normed, weight), expected)
+    assert torch.equal(ref.lens_top1(rows), expected)
+
+
+def test_screen_bound_holds_and_near_ties_fall_back_to_float32():
+    """The stated bound covers the bfloat16 screen's actual error; rows whose best logits are closer than the bound
+    (here: two vocabulary rows almost equal) are decided in float32, ties going to the lowest id."""
+    from harness.probes.lens_top1 import exact_top1, screen_error
+
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(3000, 64, generator=gen)
+    weight[7] = weight[5] * (1 + 1e-6)        # a near-tie the screen cannot separate
+    weight[11] = weight[9]                     # an exact tie
+    h = torch.cat([torch.randn(200, 64, generator=gen) * 3, weight[[5, 9]] * 4])
+    z = h @ weight.T
+    screen = (h.bfloat16() @ weight.bfloat16().T).float()
+    bound = screen_error(h, weight.norm(dim=-1).max(), screen.abs().amax(-1))
+    assert ((screen - z).abs().amax(-1) <= bound).all()
+    top = exact_top1(h, weight)
+    assert torch.equal(top, z.argmax(-1))
+    assert top[-1] == 9                        # of the tied rows 9 and 11, the lowest id

@@ -116,7 +116,8 @@ def top1_tokens(system, task: Task, item: Item, audio: Audio,
     """[len(layers), n_audio] top-1 token ids of the lens at the audio positions (all L+1 entries by default).
 
     The unembedding is the lens's whole cost on a CPU (vocabulary × width per row), so every layer's rows go
-    through it together, each distinct row once (at the input entry many positions hold the same embedding)."""
+    through it together, each distinct row once (at the input entry many positions hold the same embedding), and
+    only the top-1 is computed exactly (``SpeechLLM.lens_top1``: a bfloat16 screen, float32 where it decides)."""
     with compute.timed("lens"):
         hs = system.hidden_states_at_audio(task, item, audio)           # [L+1, n_audio, H], pre-norm
         layers = list(range(hs.shape[0]) if layers is None else layers)
@@ -127,7 +128,7 @@ def top1_tokens(system, task: Task, item: Item, audio: Audio,
                 raise ValueError(f"layer {layer} out of range: {system.name} has entries 0..{hs.shape[0] - 1}")
         rows = hs[layers].reshape(-1, hs.shape[-1])
         distinct, where = torch.unique(rows, dim=0, return_inverse=True)
-        top = torch.cat([system.lens_logits(chunk).argmax(-1).cpu() for chunk in distinct.split(LENS_ROWS)])
+        top = torch.cat([system.lens_top1(chunk).cpu() for chunk in distinct.split(LENS_ROWS)])
     return top[where.cpu()].reshape(len(layers), hs.shape[1]).numpy()
 
 

@@ -201,3 +201,14 @@ class SpeechLLM:
         """Logit lens on PRE-norm states: unembedding(final_norm(h))."""
         w = self.unembedding.weight
         return self.unembedding(self.final_norm(h.to(w.device, w.dtype))).float()
+
+    @torch.no_grad()
+    def lens_top1(self, h: torch.Tensor) -> torch.Tensor:
+        """``lens_logits(h).argmax(-1)`` without the float32 logits: an exact bfloat16-screened argmax on a CPU
+        (``harness.probes.lens_top1``); an unembedding with a bias takes the plain path."""
+        from harness.probes.lens_top1 import exact_top1
+
+        w = self.unembedding.weight
+        if getattr(self.unembedding, "bias", None) is not None:
+            return self.lens_logits(h).argmax(-1)
+        return exact_top1(self.final_norm(h.to(w.device, w.dtype)), w)
