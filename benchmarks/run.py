@@ -5,8 +5,9 @@
 Measures seconds per item for TTS (cold cache), ASR (Whisper tiny.en, greedy and beam 5), the backbone's answer
 (option scoring), each reference speech-LLM's answer (ref-cascade: encoder, projector, backbone; ref-transcriber:
 its own Whisper decoding, then the backbone; ref-prosody: the energy contour, then the backbone) — the default
-`pytest` run's largest cost —, one logit-lens pass and one sequential LEACE fit at the paper's 9 layers (per item:
-one walk through the layers) on ref-transcriber, one κ bootstrap CI at n=500, and the wall time of the demo command
+`pytest` run's largest cost —, one logit-lens pass (and its top-1 unembedding alone: float32 vs the bfloat16-screened
+exact top-1), one sequential LEACE fit at the paper's 9 layers (per item: one walk through the layers) on
+ref-transcriber, one κ bootstrap CI at n=500, and the wall time of the demo command
 run twice: the second run must take its audio, the converted backbone and the answers from the caches. Exits 1 when
 a target is missed.
 Per-system inference seconds of a whole `pytest` run are in its terminal summary ("answers inferred").
@@ -89,6 +90,15 @@ def main() -> int:
     t0 = time.perf_counter()
     logit_lens(carrier, task, items, clips)
     results["lens_per_item"] = (time.perf_counter() - t0) / len(items)
+    import torch
+
+    from harness.probes.lens_top1 import exact_top1
+
+    rows = [torch.unique(carrier.hidden_states_at_audio(task, it, audio[it.id]).flatten(0, 1), dim=0)
+            for it in items[:3]]
+    normed, weight = [carrier.final_norm(r).detach() for r in rows], carrier.unembedding.weight.detach()
+    results["lens_top1_float32_per_item"] = per_item(lambda h: (h @ weight.T).argmax(-1), normed)
+    results["lens_top1_screened_per_item"] = per_item(lambda h: exact_top1(h, weight), normed)
     from harness.probes.leace.experiment import paper_layers
 
     concept = energy_concept(items, clips, seconds_per_position(carrier))
