@@ -92,7 +92,7 @@ def main() -> int:
     results["lens_per_item"] = (time.perf_counter() - t0) / len(items)
     import torch
 
-    from harness.probes.lens_top1 import exact_top1
+    from harness.systems.lens_top1 import exact_top1
 
     rows = [torch.unique(carrier.hidden_states_at_audio(task, it, audio[it.id]).flatten(0, 1), dim=0)
             for it in items[:3]]

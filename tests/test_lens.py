@@ -162,28 +162,31 @@ def test_layer_subset_and_range_errors(system, task):
 
 
 # -- the untrained reference model (a real 30-layer backbone) ----------------------------------------------------
-def test_reference_lens_equals_its_own_logits(task):
+@pytest.fixture(scope="module")
+def reference(task):
+    """(the untrained reference model, one item, its 3 s clip, its residual stream at the audio positions)."""
     from harness.systems.reference import assemble
 
     ref = assemble.system()
     item = task.items[0]
     audio = synthetic_clip(item, seconds=3.0)
-    hs = ref.hidden_states_at_audio(task, item, audio)
+    return ref, item, audio, ref.hidden_states_at_audio(task, item, audio)
+
+
+def test_reference_lens_equals_its_own_logits(task, reference):
+    ref, item, audio, hs = reference
     own = lens.own_logits_at_audio(ref, task, item, audio)
     assert hs.shape == (len(ref.decoder_layers) + 1, 125, ref.model.config.text_config.hidden_size)
     torch.testing.assert_close(ref.lens_logits(hs[-1]), own, rtol=1e-4, atol=2e-3)
     assert (ref.lens_logits(hs[-1]).argmax(-1) == own.argmax(-1)).float().mean() > 0.99
 
 
-def test_screened_top1_equals_the_float32_argmax_on_every_layer_of_the_reference_model(task):
+def test_screened_top1_equals_the_float32_argmax_on_every_layer_of_the_reference_model(reference):
     """The bfloat16 screen decides nothing: on a real 30-layer backbone's lens rows (every entry, where a middle
     layer's lens is flat and the screen's bound is loosest) the top-1 equals the float32 argmax row for row."""
-    from harness.probes.lens_top1 import exact_top1
-    from harness.systems.reference import assemble
+    from harness.systems.lens_top1 import exact_top1
 
-    ref = assemble.system()
-    item = task.items[0]
-    hs = ref.hidden_states_at_audio(task, item, synthetic_clip(item, seconds=3.0))
+    ref, _, _, hs = reference
     rows = torch.unique(hs.reshape(-1, hs.shape[-1]), dim=0)
     normed, weight = ref.final_norm(rows), ref.unembedding.weight
     expected = (normed @ weight.T).argmax(-1)
@@ -194,7 +197,7 @@ def test_screened_top1_equals_the_float32_argmax_on_every_layer_of_the_reference
 def test_screen_bound_holds_and_near_ties_fall_back_to_float32():
     """The stated bound covers the bfloat16 screen's actual error; rows whose best logits are closer than the bound
     (here: two vocabulary rows almost equal) are decided in float32, ties going to the lowest id."""
-    from harness.probes.lens_top1 import exact_top1, screen_error
+    from harness.systems.lens_top1 import exact_top1, screen_error
 
     gen = torch.Generator().manual_seed(0)
     weight = torch.randn(3000, 64, generator=gen)

@@ -205,8 +205,8 @@ class SpeechLLM:
     @torch.no_grad()
     def lens_top1(self, h: torch.Tensor) -> torch.Tensor:
         """``lens_logits(h).argmax(-1)`` without the float32 logits: an exact bfloat16-screened argmax on a CPU
-        (``harness.probes.lens_top1``); an unembedding with a bias takes the plain path."""
-        from harness.probes.lens_top1 import exact_top1
+        (``harness.systems.lens_top1``); an unembedding with a bias takes the plain path."""
+        from harness.systems.lens_top1 import exact_top1
 
         w = self.unembedding.weight
         if getattr(self.unembedding, "bias", None) is not None:
