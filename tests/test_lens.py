@@ -184,14 +184,9 @@ def test_reference_lens_equals_its_own_logits(task, reference):
 def test_screened_top1_equals_the_float32_argmax_on_every_layer_of_the_reference_model(reference):
     """The bfloat16 screen decides nothing: on a real 30-layer backbone's lens rows (every entry, where a middle
     layer's lens is flat and the screen's bound is loosest) the top-1 equals the float32 argmax row for row."""
-    from harness.systems.lens_top1 import exact_top1
-
     ref, _, _, hs = reference
     rows = torch.unique(hs.reshape(-1, hs.shape[-1]), dim=0)
-    normed, weight = ref.final_norm(rows), ref.unembedding.weight
-    expected = (normed @ weight.T).argmax(-1)
-    assert torch.equal(exact_top1(normed, weight), expected)
-    assert torch.equal(ref.lens_top1(rows), expected)
+    assert torch.equal(ref.lens_top1(rows), (ref.final_norm(rows) @ ref.unembedding.weight.T).argmax(-1))
 
 
 def test_screen_bound_holds_and_near_ties_fall_back_to_float32():
