@@ -25,6 +25,12 @@ CANDIDATES = 16
 ROWS = 512          # rows per screening pass (bounds the screen held at once: rows × vocabulary bfloat16 values)
 
 
+def screen_pays() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16, or AMX); elsewhere the screen would be slower."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def screen_error(h: torch.Tensor, weight_norm_max: torch.Tensor, screen_abs_max: torch.Tensor) -> torch.Tensor:
     """Per row, the most the bfloat16 screen's logit can differ from the float32 one (see the module docstring)."""
     u = BF16_ROUNDING
@@ -37,8 +43,9 @@ def screen_error(h: torch.Tensor, weight_norm_max: torch.Tensor, screen_abs_max:
 def exact_top1(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``argmax_v h @ weight[v]`` per row of ``h`` [R, H] (float32 ``weight`` [V, H], no bias): [R] token ids.
 
-    A CPU float32 weight takes the bfloat16 screen; anything else (a GPU, a bfloat16 model) is computed as is."""
-    if weight.device.type != "cpu" or weight.dtype != torch.float32 or h.shape[0] == 0:
+    A CPU float32 weight takes the bfloat16 screen where the CPU has native bfloat16 (``screen_pays``); anything else
+    (a GPU, a bfloat16 model, an older CPU) is computed as is."""
+    if weight.device.type != "cpu" or weight.dtype != torch.float32 or h.shape[0] == 0 or not screen_pays():
         return (h.to(weight.dtype) @ weight.T).argmax(-1)
     h = h.float()
     screen_weight = weight.bfloat16()
