@@ -18,6 +18,7 @@ import importlib.util
 import json
 import math
 import os
+import warnings
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,13 +26,14 @@ from pathlib import Path
 
 from harness import compute
 from harness.audio import Audio
-from harness.cache import cache_dir, discard, stable_key, store_bytes
+from harness.cache import CacheWarning, cache_dir, checked_payload, discard, json_digest, stable_key, store_bytes
 
 PACKAGED = "tiny.en"
 RUNAWAY_WORDS_PER_SECOND = 6.0   # fast read speech is 3-4 words/s; beyond 6 the decoder is looping
 RUNAWAY_MIN_WORDS = 12           # short clips: allow a few words whatever the length
 RUNAWAY_COMPRESSION = 2.4        # Whisper's compression_ratio_threshold
 TOKENS_PER_WORD = 2.0            # generous: English averages ~1.3 Whisper tokens per word
+TRANSCRIPT_FORMAT = 2            # cached entries {"format", "key", "sha256", "transcript"}; older: decoded again
 GUARD_VERSION = "guard1"         # in the fingerprint: cached transcripts/answers made without it are not reused
 
 
@@ -145,16 +147,39 @@ class ASR:
     def _cached(self, audio: Audio) -> Transcript:
         key = stable_key("transcript", self.fingerprint, hashlib.sha256(audio.samples.tobytes()).hexdigest())
         path = cache_dir("transcripts") / key[:2] / f"{key}.json"
-        if path.exists():
-            try:
-                data = json.loads(path.read_text())
-                return Transcript(data["text"], tuple(Word(**w) for w in data["words"]), data.get("guard"))
-            except Exception:
-                discard(path)                   # unreadable: recompute, never trust it
+        stored = load_transcript(path, key)
+        if stored is not None:
+            return stored
         out = self.transcribe(audio)
-        store_bytes(path, json.dumps({"text": out.text, "words": [vars(w) for w in out.words],
-                                             "guard": out.guard}).encode())
+        store_transcript(path, key, out)
         return out
+
+
+def store_transcript(path: Path, key: str, transcript: Transcript) -> None:
+    """Write a cache entry ``{"format", "key", "sha256", "transcript"}`` atomically (``harness.cache.store_bytes``)."""
+    payload = {"text": transcript.text, "words": [vars(w) for w in transcript.words], "guard": transcript.guard}
+    entry = {"format": TRANSCRIPT_FORMAT, "key": key, "sha256": json_digest(payload), "transcript": payload}
+    store_bytes(path, json.dumps(entry).encode())
+
+
+def load_transcript(path: Path, key: str) -> Transcript | None:
+    """The entry at ``path`` if it is whole and was written under ``key``; else None (decode again, never trust it).
+
+    An entry of an older format is replaced quietly; an unreadable, tampered or foreign one is discarded with a
+    ``CacheWarning`` naming it and what is wrong."""
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text())
+        if not isinstance(entry, dict) or entry.get("format", 0) < TRANSCRIPT_FORMAT:
+            discard(path)                                   # written before entries were checked
+            return None
+        data = checked_payload(entry, key, TRANSCRIPT_FORMAT, "transcript")
+        return Transcript(data["text"], tuple(Word(**w) for w in data["words"]), data.get("guard"))
+    except Exception as e:
+        warnings.warn(f"transcript cache entry {path} rejected ({e}); decoding again", CacheWarning, stacklevel=2)
+        discard(path)
+        return None
 
 
 @lru_cache(maxsize=4)

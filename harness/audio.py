@@ -27,7 +27,6 @@ from typing import Sequence
 
 import numpy as np
 import soundfile
-from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16_000
 NOISE_KINDS = ("white", "pink", "babble", "file")
@@ -114,6 +113,8 @@ class Audio:
             if not allow_resample:
                 raise AudioError(item_id, f"sample rate is {sample_rate} Hz, expected "
                                           f"{SAMPLE_RATE} Hz (resampling disabled)")
+            from scipy.signal import resample_poly     # imported here: ~1 s, and most runs never resample
+
             ratio = Fraction(SAMPLE_RATE, int(sample_rate))
             # Filter ringing can overshoot full scale by a hair; the source passed the clip check.
             x = np.clip(resample_poly(x, ratio.numerator, ratio.denominator), -1.0, 1.0)

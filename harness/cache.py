@@ -48,6 +48,24 @@ def cache_dir(kind: str) -> Path:
     return path
 
 
+def json_digest(payload: dict) -> str:
+    """sha256 of a JSON payload in canonical form (sorted keys, no spaces): the checksum of a cache entry."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def checked_payload(entry, key: str, fmt: int, field: str) -> dict:
+    """The ``field`` payload of an entry ``{"format", "key", "sha256", field, …}`` if it is of format ``fmt``, was
+    written under ``key`` and matches its checksum; else ValueError saying which check failed."""
+    if not isinstance(entry, dict) or entry.get("format") != fmt:
+        raise ValueError(f"not a format-{fmt} {field} entry")
+    if entry.get("key") != key:
+        raise ValueError(f"written under key {str(entry.get('key'))[:12]}…, expected {key[:12]}…")
+    data = entry.get(field)
+    if not isinstance(data, dict) or entry.get("sha256") != json_digest(data):
+        raise ValueError("checksum mismatch")
+    return data
+
+
 def warn_read_only(path: Path, error: OSError) -> None:
     """One warning per process and cache root: the cache cannot be written, so nothing new is kept."""
     root = str(cache_root())

@@ -10,7 +10,6 @@ trusted. ``disk_cache=False`` writes nothing (answers or audio).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections import Counter
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 
 from harness import compute, prompts, tts
 from harness.audio import Audio, Condition
-from harness.cache import CacheWarning, cache_dir, discard, stable_key, store_bytes
+from harness.cache import CacheWarning, cache_dir, checked_payload, discard, json_digest, stable_key, store_bytes
 from harness.systems.base import Answer, System
 from harness.tasks import Item, Task, load_recording
 
@@ -90,7 +89,7 @@ class Runner:
     def _store(self, key: str, answer: Answer) -> None:
         if self.disk_cache:
             data = answer.to_json()
-            entry = {"format": ENTRY_FORMAT, "key": key, "item_id": answer.item_id, "sha256": _digest(data),
+            entry = {"format": ENTRY_FORMAT, "key": key, "item_id": answer.item_id, "sha256": json_digest(data),
                      "answer": data}
             store_bytes(self._path(key), json.dumps(entry).encode())
 
@@ -124,19 +123,9 @@ class Runner:
         return out
 
 
-def _digest(answer_json: dict) -> str:
-    return hashlib.sha256(json.dumps(answer_json, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def _checked_entry(entry: dict, key: str, task: Task, item: Item) -> Answer:
     """The cached Answer if the entry is whole and is this item's answer under this key; else ValueError why."""
-    if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT:
-        raise ValueError(f"not a format-{ENTRY_FORMAT} answer entry")
-    if entry.get("key") != key:
-        raise ValueError(f"written under key {str(entry.get('key'))[:12]}…, expected {key[:12]}…")
-    data = entry.get("answer")
-    if not isinstance(data, dict) or entry.get("sha256") != _digest(data):
-        raise ValueError("checksum mismatch")
+    data = checked_payload(entry, key, ENTRY_FORMAT, "answer")
     answer = Answer.from_json(data)
     if answer.item_id != item.id or entry.get("item_id") != item.id:
         raise ValueError(f"answer is for item {answer.item_id!r}, expected {item.id!r}")

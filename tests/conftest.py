@@ -13,8 +13,9 @@ SESSION_CACHE = cache_root()
 
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Subprocess runs that share this session's cache (``session_cache``) run last: by then the equivalence tests
-    have inferred the answers, transcripts and lens readings those runs ask for, so a cold run pays for them once
-    (the mutants' runs read the very answers of the controls they break). Stable: the rest keep their order."""
+    have inferred the answers, transcripts and lens readings those runs ask for (the mutants read the very answers of
+    the controls they break), so that inference happens in this session, whose summary counts it, and a cold run's
+    subprocesses only start up and judge. Stable: the rest keep their order."""
     items.sort(key=lambda item: "session_cache" in getattr(item, "fixturenames", ()))
 
 

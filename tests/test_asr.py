@@ -1,4 +1,7 @@
 """faster-whisper front end on real TTS audio: deterministic text with word timestamps."""
+import json
+import warnings
+
 import pytest
 
 from harness import tts
@@ -53,8 +56,22 @@ def test_cached_transcript_is_reused_and_a_corrupt_entry_is_recomputed(asr, tmp_
     with monkeypatch.context() as m:
         m.setattr(asr.model, "transcribe", no_decoding)
         assert asr.transcribe(audio, cached=True) == first
-    entry.write_text("{not json")
-    assert asr.transcribe(audio, cached=True) == first
+    from harness.cache import json_digest
+    from harness.cache import CacheWarning
+
+    stored = json.loads(entry.read_text())
+    other = {"text": "something else", "words": [], "guard": None}
+    for bad, why in (("{not json", "Expecting"), (json.dumps({**stored, "transcript": other}), "checksum"),
+                     (json.dumps({**stored, "key": "another", "transcript": other,
+                                  "sha256": json_digest(other)}), "key")):
+        entry.write_text(bad)
+        with pytest.warns(CacheWarning, match=f"{entry.name} rejected .*{why}"):
+            assert asr.transcribe(audio, cached=True) == first                   # decoded again, not trusted
+        assert json.loads(entry.read_text()) == stored                           # and rewritten whole
+    entry.write_text(json.dumps({"text": "an entry from before entries were checked", "words": []}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        assert asr.transcribe(audio, cached=True) == first                       # replaced quietly
     assert asr.transcribe(add_noise(audio, "white", 10.0, seed=0), cached=True) != first   # keyed by the samples
 
 

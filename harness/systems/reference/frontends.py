@@ -86,23 +86,19 @@ class TimedTokenTower(torch.nn.Module):
         return self._memo[key]
 
     def _stored(self, digest: str, features: np.ndarray):
-        """The words kept on disk beside the ASR's cached transcripts (``harness.asr``: also written whatever the
-        runner's cache setting), keyed by the decoding format, the ASR's fingerprint and the features' sha256. An
-        unreadable entry is discarded and decoded again, never trusted."""
-        import json
-
-        from harness.asr import Word
-        from harness.cache import cache_dir, discard, stable_key, store_bytes
+        """The words kept on disk beside the ASR's cached transcripts, in the same checked entries
+        (``harness.asr.load_transcript``: also written whatever the runner's cache setting), keyed by the decoding
+        format, the ASR's fingerprint and the features' sha256."""
+        from harness.asr import Transcript, load_transcript, store_transcript
+        from harness.cache import cache_dir, stable_key
 
         key = stable_key(TOWER_WORDS_FORMAT, self.asr.fingerprint, digest)
         path = cache_dir("transcripts") / "tower" / key[:2] / f"{key}.json"
-        if path.exists():
-            try:
-                return [Word(**w) for w in json.loads(path.read_text())]
-            except Exception:
-                discard(path)
+        stored = load_transcript(path, key)
+        if stored is not None:
+            return list(stored.words)
         words = self._guarded(features)
-        store_bytes(path, json.dumps([vars(w) for w in words]).encode())
+        store_transcript(path, key, Transcript(" ".join(w.text for w in words), tuple(words)))
         return words
 
     def _guarded(self, features: np.ndarray):
